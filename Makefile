@@ -1,0 +1,43 @@
+# wan22-worker: build, test, lint, bench and release.
+SHELL := /bin/bash
+PKG := github.com/wan22-worker/wan22-worker
+VERSION := $(shell cat VERSION 2>/dev/null || echo dev)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
+BIN := bin/wan22-worker
+FUZZTIME ?= 5s
+
+.PHONY: all build test test-unit fuzz lint bench e2e clean patch minor major
+
+all: build
+
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wan22-worker
+
+## test: everything CI runs — lint, unit/contract/integration tests with the race detector, short fuzzing.
+test: lint test-unit fuzz
+
+test-unit:
+	go test -race -count=1 ./...
+
+## fuzz: run every fuzz target briefly (FUZZTIME each).
+fuzz:
+	@set -e; for pkg in $$(go list ./...); do \
+	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./...
+
+## e2e: the end-to-end tier against the real ComfyUI (needs COMFYUI_DIR; skips otherwise).
+e2e:
+	go test -tags e2e -count=1 -v -timeout 30m ./e2e/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,128 @@
+// Package cli is the wan22-worker command line: a small tree of subcommands,
+// each in its own file, built on the standard flag package.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Env is what a command runs with: its streams and environment. Tests build
+// one; main uses the process's.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	usage   string // the line after "wan22-worker "
+	summary string
+	// run executes the command with its own arguments and returns the exit code.
+	run func(ctx context.Context, env *Env, args []string) int
+}
+
+// Exit codes shared by the commands.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the command ran and failed (job failed, check failed)
+	exitInvalid = 2 // bad usage or invalid input
+)
+
+func commands() []*command {
+	return []*command{
+		versionCommand(),
+	}
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, env *Env, args []string) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 {
+			for _, c := range cmds {
+				if c.name == args[1] {
+					return c.run(ctx, env, []string{"-h"})
+				}
+			}
+		}
+		usage(env.Stderr, cmds)
+		if len(args) == 0 {
+			return exitInvalid
+		}
+		return exitOK
+	}
+	for _, c := range cmds {
+		if c.name == args[0] {
+			return c.run(ctx, env, args[1:])
+		}
+	}
+	fmt.Fprintf(env.Stderr, "wan22-worker: unknown command %q\n\n", args[0])
+	usage(env.Stderr, cmds)
+	return exitInvalid
+}
+
+func usage(w io.Writer, cmds []*command) {
+	fmt.Fprintln(w, "wan22-worker: WAN 2.2 image-to-video worker for RunPod Serverless, driving ComfyUI.")
+	fmt.Fprintln(w, "\nUsage:\n  wan22-worker <command> [flags]\n\nCommands:")
+	sorted := append([]*command(nil), cmds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'wan22-worker <command> -h' for a command's flags. Every setting of")
+	fmt.Fprintln(w, "docs/configuration.md is also accepted as an environment variable.")
+}
+
+// newFlagSet returns a flag set that prints the command's usage on -h.
+func newFlagSet(env *Env, c *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: wan22-worker %s\n\n%s\n", c.usage, c.summary)
+		var any bool
+		fs.VisitAll(func(*flag.Flag) { any = true })
+		if any {
+			fmt.Fprintln(env.Stderr, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args; it returns (exit code, false) when the command
+// should stop (help asked, bad flag).
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitInvalid, false
+	}
+	return 0, true
+}
+
+// readInput reads a file argument: "-" or none means stdin.
+func readInput(env *Env, args []string) ([]byte, string, error) {
+	if len(args) > 1 {
+		return nil, "", fmt.Errorf("expected at most one file, got %s", strings.Join(args, " "))
+	}
+	if len(args) == 0 || args[0] == "-" {
+		b, err := io.ReadAll(env.Stdin)
+		return b, "stdin", err
+	}
+	b, err := os.ReadFile(args[0])
+	return b, args[0], err
+}

@@ -1,0 +1,110 @@
+// Package job is the job input contract (DESIGN.md §3): strict parsing of a
+// RunPod job's input, defaults, limits, and the preparation of the input image
+// (decode, orient, flatten, resize to exactly the video size, PNG).
+package job
+
+// Fit says how the image is brought to the video's width×height.
+type Fit string
+
+// The fit modes.
+const (
+	FitCrop    Fit = "crop"    // scale to cover, center crop (what WanImageToVideo does itself)
+	FitPad     Fit = "pad"     // scale to fit, letterbox with black
+	FitStretch Fit = "stretch" // scale each axis independently
+)
+
+// Expert names the expert(s) a LoRA applies to.
+type Expert string
+
+// The experts.
+const (
+	ExpertBoth Expert = "both"
+	ExpertHigh Expert = "high"
+	ExpertLow  Expert = "low"
+)
+
+// Output says where the video goes.
+type Output string
+
+// The output modes.
+const (
+	OutputAuto   Output = "auto"   // S3 if configured, else inline if small enough, else OUTPUT_TOO_LARGE
+	OutputBase64 Output = "base64" // inline in the result
+	OutputS3     Output = "s3"     // S3-compatible bucket, presigned URL
+	OutputVolume Output = "volume" // file under OUTPUT_DIR
+)
+
+// LoRA is one request LoRA, appended to the chain of the expert(s) it names.
+type LoRA struct {
+	Name     string  `json:"name"`
+	Strength float64 `json:"strength"`
+	Expert   Expert  `json:"expert"`
+}
+
+// Options are the normalized options: every field filled, every rule checked.
+type Options struct {
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	Fit       Fit     `json:"fit"`
+	Length    int     `json:"length"`
+	Steps     int     `json:"steps"`
+	SplitStep int     `json:"split_step"`
+	CFG       float64 `json:"cfg"`
+	Shift     float64 `json:"shift"`
+	Sampler   string  `json:"sampler"`
+	Scheduler string  `json:"scheduler"`
+	FrameRate float64 `json:"frame_rate"`
+	Seed      uint64  `json:"seed"`
+	LoRAs     []LoRA  `json:"loras"`
+	CRF       int     `json:"crf"`
+	LastFrame bool    `json:"last_frame"`
+	Output    Output  `json:"output"`
+}
+
+// ImageInfo describes the input image as received (after EXIF orientation).
+type ImageInfo struct {
+	Source string `json:"source"` // base64, data_uri or url
+	Format string `json:"format"` // jpeg, png or webp
+	Width  int    `json:"width"`  // oriented width of the original
+	Height int    `json:"height"` // oriented height of the original
+	Bytes  int    `json:"bytes"`  // encoded size as received
+}
+
+// Job is a validated, normalized job. It is what the graph builder, the
+// ComfyUI client and delivery consume; nothing in it needs checking again.
+type Job struct {
+	ID             string    `json:"id"`
+	Prompt         string    `json:"prompt"`
+	NegativePrompt string    `json:"negative_prompt"`
+	Options        Options   `json:"options"`
+	Image          ImageInfo `json:"image"`
+	// SeedRandom is true when the seed was not given and was drawn at random.
+	SeedRandom bool `json:"seed_random"`
+	// PNG is the prepared image: exactly Options.Width×Options.Height, RGB,
+	// PNG-encoded, ready for upload. Not part of the normalized JSON.
+	PNG []byte `json:"-"`
+}
+
+// UploadName is the file name the image is uploaded to ComfyUI under, derived
+// from the job id so that concurrent and repeated jobs never collide and a
+// retry of the same job overwrites its own file.
+func (j *Job) UploadName() string { return "wan22_" + safeName(j.ID) + ".png" }
+
+// safeName keeps [A-Za-z0-9._-] and replaces anything else with '_'.
+func safeName(s string) string {
+	if s == "" {
+		return "job"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
+		default:
+			b[i] = '_'
+		}
+	}
+	if len(b) > 96 {
+		b = b[:96]
+	}
+	return string(b)
+}

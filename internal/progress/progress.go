@@ -1,0 +1,36 @@
+// Package progress describes how far a job has come: the stages of the job
+// output contract's progress updates (DESIGN.md §4), and the value that the
+// ComfyUI client produces, RunPod forwards and the CLI draws.
+package progress
+
+// Stage is one stage of a job, in the order they happen.
+type Stage string
+
+// The stages of the contract.
+const (
+	Queued         Stage = "queued"
+	Uploading      Stage = "uploading"
+	LoadingModels  Stage = "loading_models"
+	EncodingPrompt Stage = "encoding_prompt"
+	SamplingHigh   Stage = "sampling_high"
+	SamplingLow    Stage = "sampling_low"
+	Decoding       Stage = "decoding"
+	EncodingVideo  Stage = "encoding_video"
+	Delivering     Stage = "delivering"
+)
+
+// Progress is one progress update: `{"stage", "percent", "step", "steps"}`.
+// Step and Steps count sampler steps over both experts (1-based step; 0 when
+// not sampling).
+type Progress struct {
+	Stage   Stage `json:"stage"`
+	Percent int   `json:"percent"`
+	Step    int   `json:"step,omitempty"`
+	Steps   int   `json:"steps,omitempty"`
+}
+
+// Func receives progress updates. It must not block for long.
+type Func func(Progress)
+
+// Nop discards progress.
+func Nop(Progress) {}
