@@ -41,3 +41,8 @@ e2e:
 
 clean:
 	rm -rf bin
+
+## patch | minor | major: cut a release (docs/releases.md): bump VERSION, date CHANGELOG.md's Unreleased section,
+## commit "Release vX.Y.Z" and tag vX.Y.Z. Refuses on a dirty tree, an existing tag or an empty Unreleased section.
+patch minor major:
+	./scripts/release.sh $@

@@ -41,6 +41,8 @@ const (
 func commands() []*command {
 	return []*command{
 		versionCommand(),
+		workflowCommand(),
+		validateCommand(),
 	}
 }
 

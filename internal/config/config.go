@@ -100,7 +100,8 @@ type Config struct {
 	APIMaxBodyBytes  int64
 
 	// Model tooling.
-	HFToken string
+	HFToken    string
+	HFEndpoint string // base URL of the Hugging Face hub (or a mirror)
 
 	// loaded keeps the text and source of every setting as loaded, for the
 	// redacted view.
@@ -161,8 +162,8 @@ func settings() []Setting {
 		{Name: "UNET_WEIGHT_DTYPE", Default: "default", Group: "Models", Help: "UNETLoader weight_dtype: default, fp8_e4m3fn, fp8_e4m3fn_fast or fp8_e5m2", set: oneOf(func(c *Config) *string { return &c.UNetWeightDType }, "default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")},
 		{Name: "MODEL_VAE", Default: "wan_2.1_vae.safetensors", Group: "Models", Help: "VAE, in vae", set: str(func(c *Config) *string { return &c.VAE })},
 		{Name: "MODEL_TEXT_ENCODER", Default: "umt5_xxl_fp8_e4m3fn_scaled.safetensors", Group: "Models", Help: "UMT5-XXL text encoder, in text_encoders (or clip)", set: str(func(c *Config) *string { return &c.TextEncoder })},
-		{Name: "MODEL_LORA_HIGH", Default: "wan/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors", Group: "Models", Help: "step-distill LoRA on the high-noise expert, in loras; empty for none", set: str(func(c *Config) *string { return &c.LoRAHigh })},
-		{Name: "MODEL_LORA_LOW", Default: "wan/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors", Group: "Models", Help: "step-distill LoRA on the low-noise expert, in loras; empty for none", set: str(func(c *Config) *string { return &c.LoRALow })},
+		{Name: "MODEL_LORA_HIGH", Default: "wan/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors", Group: "Models", Help: "step-distill LoRA on the high-noise expert, in loras; `none` for none", set: optional(func(c *Config) *string { return &c.LoRAHigh })},
+		{Name: "MODEL_LORA_LOW", Default: "wan/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors", Group: "Models", Help: "step-distill LoRA on the low-noise expert, in loras; `none` for none", set: optional(func(c *Config) *string { return &c.LoRALow })},
 		{Name: "LORA_STRENGTH_HIGH", Default: "1.0", Group: "Models", Help: "strength of MODEL_LORA_HIGH", set: floatIn(func(c *Config) *float64 { return &c.LoRAStrengthHigh }, -4, 4)},
 		{Name: "LORA_STRENGTH_LOW", Default: "1.0", Group: "Models", Help: "strength of MODEL_LORA_LOW", set: floatIn(func(c *Config) *float64 { return &c.LoRAStrengthLow }, -4, 4)},
 		{Name: "TORCH_COMPILE", Default: "1", Group: "Models", Help: "1 adds TorchCompileModel to both experts (slower first job, faster sampling); 0 leaves it out", set: boolean(func(c *Config) *bool { return &c.TorchCompile })},
@@ -213,6 +214,7 @@ func settings() []Setting {
 		{Name: "API_MAX_BODY_BYTES", Default: "41943040", Group: "Local API", Help: "largest request body the local API accepts (default 40 MiB)", set: int64In(func(c *Config) *int64 { return &c.APIMaxBodyBytes }, 1024, 1<<34)},
 
 		{Name: "HF_TOKEN", Default: "", Group: "Model tooling", Help: "Hugging Face token for `models pull` (only needed for gated files)", Secret: true, set: str(func(c *Config) *string { return &c.HFToken })},
+		{Name: "HF_ENDPOINT", Default: "https://huggingface.co", Group: "Model tooling", Help: "Hugging Face base URL for `models pull`; files are fetched from `HF_ENDPOINT/<repo>/resolve/main/<path>` (a mirror, or a local server in tests)", set: str(func(c *Config) *string { return &c.HFEndpoint })},
 	}
 }
 
@@ -326,6 +328,18 @@ func Markdown() string {
 
 func str(f func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+// optional is str where "none" (or an explicitly empty flag) means no value:
+// an empty environment variable cannot be told from an unset one.
+func optional(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if strings.EqualFold(v, "none") {
+			v = ""
+		}
+		*f(c) = v
+		return nil
+	}
 }
 
 func oneOf(f func(*Config) *string, allowed ...string) func(*Config, string) error {

@@ -155,3 +155,16 @@ func TestDocs(t *testing.T) {
 		t.Errorf("%s is out of date with the settings table; run go test ./internal/config -update", path)
 	}
 }
+
+func TestLoRANone(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{"MODEL_LORA_HIGH": "none", "MODEL_LORA_LOW": "NONE"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LoRAHigh != "" || c.LoRALow != "" {
+		t.Errorf("none should disable the LoRAs: %q %q", c.LoRAHigh, c.LoRALow)
+	}
+	if Default().LoRAHigh == "" {
+		t.Error("default LoRA lost")
+	}
+}

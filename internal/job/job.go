@@ -68,6 +68,8 @@ type ImageInfo struct {
 	Width  int    `json:"width"`  // oriented width of the original
 	Height int    `json:"height"` // oriented height of the original
 	Bytes  int    `json:"bytes"`  // encoded size as received
+	// Orientation is the EXIF orientation that was applied (1: none).
+	Orientation int `json:"orientation"`
 }
 
 // Job is a validated, normalized job. It is what the graph builder, the

@@ -1,0 +1,95 @@
+package job
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// TestGolden parses valid jobs and compares the normalized job (everything
+// but the image bytes) with testdata/golden/<name>.json.
+func TestGolden(t *testing.T) {
+	pngB64 := b64(encodePNG(t, gradient(64, 48)))
+	portrait := b64(jpegWithEXIF(encodeJPEG(t, quadrants(64, 32)), tiffWithOrientation(6, false)))
+	webpB64 := b64(fixture(t, "lossless.webp"))
+	tests := []struct{ name, doc string }{
+		{"minimal", `{"prompt": "a cat turning its head slowly", "image": "PNG"}`},
+		{"original_spec", `{"prompt": "description of the desired video", "image": "PNG",
+			"options": {"width": 832, "height": 832, "length": 81, "steps": 6, "cfg": 1.0, "frame_rate": 24, "seed": 123456}}`},
+		{"every_option", `{"prompt": "a ship in a storm", "negative_prompt": "blurry", "image": "PNG",
+			"options": {"width": 1280, "height": 720, "fit": "pad", "length": 121, "steps": 20, "split_step": 10,
+			"cfg": 3.5, "shift": 5, "sampler": "dpmpp_2m", "scheduler": "karras", "frame_rate": 23.976,
+			"seed": 18446744073709551615, "crf": 0, "last_frame": true, "output": "s3",
+			"loras": [{"name": "wan/style.safetensors", "strength": 0.75, "expert": "high"},
+			          {"name": "detail.pt"}]}}`},
+		{"exif_portrait_width_only", `{"prompt": "a portrait", "image": "PORTRAIT", "options": {"width": 480, "fit": "stretch"}}`},
+		{"height_only", `{"prompt": "x", "image": "PNG", "options": {"height": 480, "seed": 7}}`},
+		{"webp_data_uri", `{"prompt": "x", "image": "data:image/webp;base64,WEBP", "options": {"seed": 1, "output": "volume"}}`},
+		{"nulls", `{"prompt": "x", "image": "PNG", "negative_prompt": null,
+			"options": {"width": null, "height": null, "seed": null, "loras": null, "output": null}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := strings.NewReplacer(`"PNG"`, `"`+pngB64+`"`, `"PORTRAIT"`, `"`+portrait+`"`, "WEBP", webpB64).Replace(tt.doc)
+			j, err := parseTest(t, []byte(doc), testLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			j.ID = "golden-" + tt.name
+			cfg := decodePNG(t, j.PNG).Bounds()
+			if cfg.Dx() != j.Options.Width || cfg.Dy() != j.Options.Height {
+				t.Errorf("prepared image %v, options say %dx%d", cfg, j.Options.Width, j.Options.Height)
+			}
+			got, err := json.MarshalIndent(j, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			path := filepath.Join("testdata", "golden", tt.name+".json")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./internal/job -run TestGolden -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the golden file (rerun with -update if intended):\n%s", path, got)
+			}
+		})
+	}
+}
+
+// TestRepoTestInput keeps the repository's test_input.json a valid job.
+func TestRepoTestInput(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "test_input.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 20<<10 {
+		t.Errorf("test_input.json is %d bytes; keep it under 20 KiB", len(data))
+	}
+	req, err := DecodeRequest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := parseTest(t, req.Input, testLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Image.Format != FormatPNG || j.Image.Width < 64 || j.Options.Width != 832 || j.Options.Height != 832 {
+		t.Errorf("test_input.json: image %+v, size %dx%d", j.Image, j.Options.Width, j.Options.Height)
+	}
+}

@@ -1,0 +1,385 @@
+package job
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/wan22-worker/wan22-worker/internal/apperr"
+)
+
+// testPNG is the image of the parse tests: 64×48 (4:3).
+func testPNG(t testing.TB) []byte { return encodePNG(t, gradient(64, 48)) }
+
+// job builds an input document: IMG in it becomes the base64 test PNG.
+func job(t testing.TB, doc string) []byte {
+	return []byte(strings.ReplaceAll(doc, "IMG", `"`+b64(testPNG(t))+`"`))
+}
+
+// opts builds an input with the given options object body.
+func opts(t testing.TB, body string) []byte {
+	return job(t, `{"prompt": "a cat", "image": IMG, "options": {`+body+`}}`)
+}
+
+// errorsOf flattens Parse's error into its elements.
+func errorsOf(err error) []*apperr.Error {
+	var l apperr.List
+	if errors.As(err, &l) {
+		return l
+	}
+	if e := apperr.As(err); e != nil {
+		return []*apperr.Error{e}
+	}
+	return nil
+}
+
+func parseTest(t testing.TB, input []byte, lim Limits) (*Job, error) {
+	return parse(context.Background(), "test-job", input, lim, nil, &seededRand{})
+}
+
+type wantErr struct {
+	code  apperr.Code
+	field string
+	in    string // part of message or hint
+}
+
+func TestParseErrors(t *testing.T) {
+	lim := testLimits()
+	smallImage := lim
+	smallImage.MaxImageBytes = 100
+	smallPixels := lim
+	smallPixels.MaxPixels = 65536
+	tests := []struct {
+		name  string
+		input []byte
+		lim   Limits
+		want  []wantErr
+	}{
+		// The document.
+		{"not JSON", []byte(`{"prompt": `), lim, []wantErr{{apperr.InvalidInput, "", "not valid JSON"}}},
+		{"syntax error position", []byte("{\n  \"prompt\": x\n}"), lim, []wantErr{{apperr.InvalidInput, "", "line 2"}}},
+		{"empty", []byte(``), lim, []wantErr{{apperr.InvalidInput, "", "not valid JSON"}}},
+		{"array", []byte(`[]`), lim, []wantErr{{apperr.InvalidInput, "input", "must be an object"}}},
+		{"string", []byte(`"cat"`), lim, []wantErr{{apperr.InvalidInput, "input", "must be an object"}}},
+		{"null", []byte(`null`), lim, []wantErr{{apperr.InvalidInput, "input", "must be an object"}}},
+
+		// Unknown keys.
+		{"unknown top-level key", job(t, `{"prompt": "a", "image": IMG, "promt": "b"}`), lim,
+			[]wantErr{{apperr.InvalidInput, "promt", `did you mean "prompt"`}}},
+		{"unknown key lists the valid ones", job(t, `{"prompt": "a", "image": IMG, "zzz": 1}`), lim,
+			[]wantErr{{apperr.InvalidInput, "zzz", "prompt, image, negative_prompt, options"}}},
+		{"option at the top level", job(t, `{"prompt": "a", "image": IMG, "width": 832}`), lim,
+			[]wantErr{{apperr.InvalidInput, "width", "inside options"}}},
+		{"alias at the top level", job(t, `{"prompt": "a", "image": IMG, "fps": 16}`), lim,
+			[]wantErr{{apperr.InvalidInput, "fps", `"frame_rate" inside options`}}},
+		{"misspelt option", opts(t, `"lenght": 81`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.lenght", `did you mean "length"`}}},
+		{"option in other case", opts(t, `"Width": 832`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.Width", `did you mean "width"`}}},
+		{"alias option", opts(t, `"num_inference_steps": 6`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.num_inference_steps", `did you mean "steps"`}}},
+		{"input key inside options", opts(t, `"prompt": "x"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.prompt", "top level"}}},
+		{"unknown option lists the valid ones", opts(t, `"zzz": 1`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.zzz", "width, height, fit, length"}}},
+		{"repeated option", opts(t, `"steps": 6, "steps": 8`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.steps", "more than once"}}},
+		{"unknown lora key", opts(t, `"loras": [{"name": "a.safetensors", "strenght": 1}]`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.loras[0].strenght", `did you mean "strength"`}}},
+
+		// prompt
+		{"prompt missing", job(t, `{"image": IMG}`), lim, []wantErr{{apperr.InvalidInput, "prompt", "required"}}},
+		{"prompt null", job(t, `{"prompt": null, "image": IMG}`), lim, []wantErr{{apperr.InvalidInput, "prompt", "required"}}},
+		{"prompt number", job(t, `{"prompt": 5, "image": IMG}`), lim, []wantErr{{apperr.InvalidInput, "prompt", "must be a string, got a number (5)"}}},
+		{"prompt blank", job(t, `{"prompt": " \n\t ", "image": IMG}`), lim, []wantErr{{apperr.InvalidInput, "prompt", "empty"}}},
+		{"prompt too long", job(t, `{"prompt": "`+strings.Repeat("é", 4001)+`", "image": IMG}`), lim,
+			[]wantErr{{apperr.InvalidInput, "prompt", "4001 characters"}}},
+		{"prompt invalid UTF-8", job(t, "{\"prompt\": \"a\xffb\", \"image\": IMG}"), lim,
+			[]wantErr{{apperr.InvalidInput, "prompt", "UTF-8"}}},
+		{"prompt lone surrogate", job(t, `{"prompt": "a\ud800b", "image": IMG}`), lim,
+			[]wantErr{{apperr.InvalidInput, "prompt", "UTF-8"}}},
+
+		// negative_prompt
+		{"negative_prompt too long", job(t, `{"prompt": "a", "image": IMG, "negative_prompt": "`+strings.Repeat("x", 4001)+`"}`), lim,
+			[]wantErr{{apperr.InvalidInput, "negative_prompt", "4001 characters"}}},
+		{"negative_prompt array", job(t, `{"prompt": "a", "image": IMG, "negative_prompt": ["x"]}`), lim,
+			[]wantErr{{apperr.InvalidInput, "negative_prompt", "must be a string, got an array"}}},
+
+		// image
+		{"image missing", []byte(`{"prompt": "a"}`), lim, []wantErr{{apperr.InvalidInput, "image", "required"}}},
+		{"image number", []byte(`{"prompt": "a", "image": 1}`), lim, []wantErr{{apperr.InvalidInput, "image", "must be a string"}}},
+		{"image empty", []byte(`{"prompt": "a", "image": "  "}`), lim, []wantErr{{apperr.InvalidInput, "image", "empty"}}},
+		{"image ftp URL", []byte(`{"prompt": "a", "image": "ftp://example.com/a.png"}`), lim,
+			[]wantErr{{apperr.InvalidInput, "image", `scheme "ftp"`}}},
+		{"image s3 URL", []byte(`{"prompt": "a", "image": "s3://bucket/a.png"}`), lim,
+			[]wantErr{{apperr.InvalidInput, "image", "presigned"}}},
+		{"image URL without host", []byte(`{"prompt": "a", "image": "https://"}`), lim,
+			[]wantErr{{apperr.InvalidInput, "image", "not a valid URL"}}},
+		{"image not base64", []byte(`{"prompt": "a", "image": "!!!!"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "not valid base64"}}},
+		{"image file name", []byte(`{"prompt": "a", "image": "photos/cat.png"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "not a file name"}}},
+		{"image mixed alphabets", []byte(`{"prompt": "a", "image": "ab+_"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "mixes"}}},
+		{"image truncated base64", []byte(`{"prompt": "a", "image": "abcde"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "length"}}},
+		{"image too much padding", []byte(`{"prompt": "a", "image": "ab==="}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "padding"}}},
+		{"image over MAX_IMAGE_BYTES", job(t, `{"prompt": "a", "image": IMG}`), smallImage,
+			[]wantErr{{apperr.ImageTooLarge, "image", "MAX_IMAGE_BYTES"}}},
+		{"data URI not an image", []byte(`{"prompt": "a", "image": "data:text/plain;base64,aGVsbG8="}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "text/plain"}}},
+		{"data URI without comma", []byte(`{"prompt": "a", "image": "data:image/png;base64"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "','"}}},
+		{"data URI bad escape", []byte(`{"prompt": "a", "image": "data:image/png,%zz"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "escapes"}}},
+		{"image is a GIF", []byte(`{"prompt": "a", "image": "` + b64([]byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;")) + `"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "image", "GIF"}}},
+		{"image huge by header", []byte(`{"prompt": "a", "image": "` + b64(pngHeaderOnly(100000, 100000)) + `"}`), lim,
+			[]wantErr{{apperr.ImageTooLarge, "image", "MAX_IMAGE_PIXELS"}}},
+		{"image URL without fetcher", []byte(`{"prompt": "a", "image": "https://example.com/cat.png"}`), lim,
+			[]wantErr{{apperr.ImageFetchFailed, "image", "base64"}}},
+
+		// options
+		{"options not an object", job(t, `{"prompt": "a", "image": IMG, "options": [1]}`), lim,
+			[]wantErr{{apperr.InvalidInput, "options", "must be an object, got an array"}}},
+		{"width not a multiple of 16", opts(t, `"width": 830`), lim, []wantErr{{apperr.InvalidInput, "options.width", "use 832"}}},
+		{"height not a multiple of 16", opts(t, `"height": 470`), lim, []wantErr{{apperr.InvalidInput, "options.height", "use 464"}}},
+		{"width below 16", opts(t, `"width": 0`), lim, []wantErr{{apperr.InvalidInput, "options.width", "at least 16"}}},
+		{"width negative", opts(t, `"width": -832`), lim, []wantErr{{apperr.InvalidInput, "options.width", "at least 16"}}},
+		{"width above ComfyUI's limit", opts(t, `"width": 16400`), lim, []wantErr{{apperr.InvalidInput, "options.width", "at most 16384"}}},
+		{"width a string", opts(t, `"width": "832"`), lim, []wantErr{{apperr.InvalidInput, "options.width", `must be a whole number, got a string ("832")`}}},
+		{"width a fraction", opts(t, `"width": 832.5`), lim, []wantErr{{apperr.InvalidInput, "options.width", "whole number"}}},
+		{"width overflows", opts(t, `"width": 99999999999999999999`), lim, []wantErr{{apperr.InvalidInput, "options.width", "out of range"}}},
+		{"size above MAX_PIXELS", opts(t, `"width": 1920, "height": 1088`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.width", "e.g. 1264×720"}}},
+		{"width alone above MAX_PIXELS", opts(t, `"width": 8192`), smallPixels,
+			[]wantErr{{apperr.InvalidInput, "options.width", "no room"}}},
+		{"height alone above MAX_PIXELS", opts(t, `"height": 8192`), smallPixels,
+			[]wantErr{{apperr.InvalidInput, "options.height", "no room"}}},
+		{"fit unknown", opts(t, `"fit": "cover"`), lim, []wantErr{{apperr.InvalidInput, "options.fit", "crop, pad, stretch"}}},
+		{"length not 4k+1", opts(t, `"length": 80`), lim, []wantErr{{apperr.InvalidInput, "options.length", "use 77 or 81"}}},
+		{"length too short", opts(t, `"length": 1`), lim, []wantErr{{apperr.InvalidInput, "options.length", "between 5 and 121"}}},
+		{"length above MAX_FRAMES", opts(t, `"length": 125`), lim, []wantErr{{apperr.InvalidInput, "options.length", "MAX_FRAMES"}}},
+		{"length a boolean", opts(t, `"length": true`), lim, []wantErr{{apperr.InvalidInput, "options.length", "got a boolean"}}},
+		{"steps too few", opts(t, `"steps": 1`), lim, []wantErr{{apperr.InvalidInput, "options.steps", "between 2 and 40"}}},
+		{"steps above MAX_STEPS", opts(t, `"steps": 41`), lim, []wantErr{{apperr.InvalidInput, "options.steps", "MAX_STEPS"}}},
+		{"steps a fraction", opts(t, `"steps": 6.5`), lim, []wantErr{{apperr.InvalidInput, "options.steps", "whole number"}}},
+		{"split_step zero", opts(t, `"split_step": 0`), lim, []wantErr{{apperr.InvalidInput, "options.split_step", "between 1 and 5"}}},
+		{"split_step = steps", opts(t, `"steps": 8, "split_step": 8`), lim, []wantErr{{apperr.InvalidInput, "options.split_step", "between 1 and 7 for 8 steps"}}},
+		{"split_step with bad steps", opts(t, `"steps": 100, "split_step": 50`), lim, []wantErr{{apperr.InvalidInput, "options.steps", ""}}},
+		{"cfg below 1", opts(t, `"cfg": 0.5`), lim, []wantErr{{apperr.InvalidInput, "options.cfg", "between 1 and 20"}}},
+		{"cfg above 20", opts(t, `"cfg": 21`), lim, []wantErr{{apperr.InvalidInput, "options.cfg", "between 1 and 20"}}},
+		{"cfg a string", opts(t, `"cfg": "1.0"`), lim, []wantErr{{apperr.InvalidInput, "options.cfg", "must be a number"}}},
+		{"cfg overflows", opts(t, `"cfg": 1e999`), lim, []wantErr{{apperr.InvalidInput, "options.cfg", "not a usable number"}}},
+		{"shift below 0.5", opts(t, `"shift": 0.4`), lim, []wantErr{{apperr.InvalidInput, "options.shift", "between 0.5 and 20"}}},
+		{"shift above 20", opts(t, `"shift": 25`), lim, []wantErr{{apperr.InvalidInput, "options.shift", "between 0.5 and 20"}}},
+		{"sampler misspelt", opts(t, `"sampler": "eulr"`), lim, []wantErr{{apperr.InvalidInput, "options.sampler", `did you mean "euler"`}}},
+		{"sampler unknown", opts(t, `"sampler": "zzzzzzzzzzzz"`), lim, []wantErr{{apperr.InvalidInput, "options.sampler", "uni_pc_bh2"}}},
+		{"scheduler in other case", opts(t, `"scheduler": "Simple"`), lim, []wantErr{{apperr.InvalidInput, "options.scheduler", `did you mean "simple"`}}},
+		{"frame_rate zero", opts(t, `"frame_rate": 0`), lim, []wantErr{{apperr.InvalidInput, "options.frame_rate", "between 1 and 60"}}},
+		{"frame_rate above 60", opts(t, `"frame_rate": 61`), lim, []wantErr{{apperr.InvalidInput, "options.frame_rate", "16 fps"}}},
+		{"seed negative", opts(t, `"seed": -1`), lim, []wantErr{{apperr.InvalidInput, "options.seed", "negative"}}},
+		{"seed a fraction", opts(t, `"seed": 1.5`), lim, []wantErr{{apperr.InvalidInput, "options.seed", "whole number"}}},
+		{"seed above 2^64-1", opts(t, `"seed": 18446744073709551616`), lim, []wantErr{{apperr.InvalidInput, "options.seed", "larger than"}}},
+		{"seed inexact float", opts(t, `"seed": 1e19`), lim, []wantErr{{apperr.InvalidInput, "options.seed", "exponent"}}},
+		{"seed a string", opts(t, `"seed": "42"`), lim, []wantErr{{apperr.InvalidInput, "options.seed", "got a string"}}},
+		{"crf above 51", opts(t, `"crf": 52`), lim, []wantErr{{apperr.InvalidInput, "options.crf", "between 0 and 51"}}},
+		{"crf negative", opts(t, `"crf": -1`), lim, []wantErr{{apperr.InvalidInput, "options.crf", "between 0 and 51"}}},
+		{"last_frame a string", opts(t, `"last_frame": "yes"`), lim, []wantErr{{apperr.InvalidInput, "options.last_frame", "true or false"}}},
+		{"output unknown", opts(t, `"output": "inline"`), lim, []wantErr{{apperr.InvalidInput, "options.output", "auto, base64, s3, volume"}}},
+
+		// loras
+		{"loras an object", opts(t, `"loras": {"name": "a.safetensors"}`), lim, []wantErr{{apperr.InvalidInput, "options.loras", "must be an array"}}},
+		{"too many loras", opts(t, `"loras": [{"name":"a.pt"},{"name":"b.pt"},{"name":"c.pt"},{"name":"d.pt"},{"name":"e.pt"}]`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.loras", "at most 4"}}},
+		{"lora a string", opts(t, `"loras": ["a.safetensors"]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0]", "must be an object"}}},
+		{"lora without name", opts(t, `"loras": [{"strength": 1}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "required"}}},
+		{"lora name with ..", opts(t, `"loras": [{"name": "../secret.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", `".."`}}},
+		{"lora name with inner ..", opts(t, `"loras": [{"name": "wan/../../x.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", `".."`}}},
+		{"lora name absolute", opts(t, `"loras": [{"name": "/etc/x.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "absolute"}}},
+		{"lora name with drive", opts(t, `"loras": [{"name": "C:x.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "absolute"}}},
+		{"lora name with backslash", opts(t, `"loras": [{"name": "wan\\x.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "backslash"}}},
+		{"lora name with //", opts(t, `"loras": [{"name": "wan//x.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "empty"}}},
+		{"lora name with ./", opts(t, `"loras": [{"name": "./x.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "'.'"}}},
+		{"lora name with spaces", opts(t, `"loras": [{"name": " x.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "spaces"}}},
+		{"lora name with a control character", opts(t, `"loras": [{"name": "x\u0000.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "control"}}},
+		{"lora name without extension", opts(t, `"loras": [{"name": "wan/x.txt"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", ".safetensors"}}},
+		{"lora name only an extension", opts(t, `"loras": [{"name": ".safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "extension"}}},
+		{"lora name empty", opts(t, `"loras": [{"name": ""}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "empty"}}},
+		{"lora strength out of range", opts(t, `"loras": [{"name": "a.safetensors", "strength": 4.5}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].strength", "between -4 and 4"}}},
+		{"lora expert unknown", opts(t, `"loras": [{"name": "a.safetensors"}, {"name": "b.safetensors", "expert": "middle"}]`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.loras[1].expert", "both, high, low"}}},
+
+		// Everything at once, in documentation order; the image's own errors last.
+		{"all errors at once", []byte(`{"image": "` + b64([]byte("GIF89a\x01\x00")) + `", "options": {"lenght": 81, "length": 80, "cfg": 0}}`), lim,
+			[]wantErr{
+				{apperr.InvalidInput, "prompt", "required"},
+				{apperr.InvalidInput, "options.lenght", "length"},
+				{apperr.InvalidInput, "options.length", "4k+1"},
+				{apperr.InvalidInput, "options.cfg", "between"},
+				{apperr.ImageInvalid, "image", "GIF"},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, err := parseTest(t, tt.input, tt.lim)
+			if err == nil {
+				t.Fatalf("no error; job %+v", j.Options)
+			}
+			got := errorsOf(err)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d errors, want %d: %v", len(got), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				g := got[i]
+				if g.Code != w.code || g.Field != w.field || g.Message == "" || g.Hint == "" ||
+					!strings.Contains(g.Message+" | "+g.Hint, w.in) {
+					t.Errorf("error %d = {%s %q %q hint %q}, want code %s, field %q, %q in message or hint",
+						i, g.Code, g.Field, g.Message, g.Hint, w.code, w.field, w.in)
+				}
+			}
+			if apperr.CodeOf(err) != tt.want[0].code {
+				t.Errorf("CodeOf = %s, want %s", apperr.CodeOf(err), tt.want[0].code)
+			}
+		})
+	}
+}
+
+// TestParseDefaults checks each default and the rules that accept values.
+func TestParseDefaults(t *testing.T) {
+	j, err := parseTest(t, job(t, `{"prompt": "  a cat  ", "image": IMG}`), testLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := j.Options
+	if j.Prompt != "a cat" || j.NegativePrompt != DefaultNegativePrompt || j.ID != "test-job" {
+		t.Errorf("prompt %q, negative %q, id %q", j.Prompt, j.NegativePrompt, j.ID)
+	}
+	if o.Width != 960 || o.Height != 720 || o.Fit != FitCrop || o.Length != 81 || o.Steps != 6 || o.SplitStep != 3 ||
+		o.CFG != 1 || o.Shift != 8 || o.Sampler != "euler" || o.Scheduler != "simple" || o.FrameRate != 16 ||
+		o.CRF != 19 || o.LastFrame || o.Output != OutputAuto || o.LoRAs == nil || len(o.LoRAs) != 0 {
+		t.Errorf("defaults: %+v", o)
+	}
+	if !j.SeedRandom || o.Seed >= 1<<53 {
+		t.Errorf("random seed %d (random %v), want one below 2^53", o.Seed, j.SeedRandom)
+	}
+	if j.Image != (ImageInfo{Source: SourceBase64, Format: FormatPNG, Width: 64, Height: 48, Bytes: len(testPNG(t)), Orientation: 1}) {
+		t.Errorf("image info %+v", j.Image)
+	}
+	img := decodePNG(t, j.PNG)
+	if b := img.Bounds(); b.Dx() != 960 || b.Dy() != 720 {
+		t.Errorf("prepared image is %v, want 960×720", b)
+	}
+}
+
+func TestParseAccepts(t *testing.T) {
+	pngB64 := b64(testPNG(t))
+	tests := []struct {
+		name  string
+		input []byte
+		check func(*Job) bool
+	}{
+		{"split_step default rounds up", opts(t, `"steps": 7`), func(j *Job) bool { return j.Options.SplitStep == 4 }},
+		{"split_step for 2 steps", opts(t, `"steps": 2`), func(j *Job) bool { return j.Options.SplitStep == 1 }},
+		{"split_step given", opts(t, `"steps": 10, "split_step": 9`), func(j *Job) bool { return j.Options.SplitStep == 9 }},
+		{"whole float accepted as int", opts(t, `"width": 128.0, "height": 6.4e1`), func(j *Job) bool { return j.Options.Width == 128 && j.Options.Height == 64 }},
+		{"seed 2^64-1 exactly", opts(t, `"seed": 18446744073709551615`), func(j *Job) bool { return j.Options.Seed == 18446744073709551615 && !j.SeedRandom }},
+		{"seed above 2^53 exactly", opts(t, `"seed": 9007199254740993`), func(j *Job) bool { return j.Options.Seed == 9007199254740993 }},
+		{"seed 0", opts(t, `"seed": 0`), func(j *Job) bool { return j.Options.Seed == 0 && !j.SeedRandom }},
+		{"nulls mean defaults", opts(t, `"width": null, "length": null, "seed": null, "loras": null, "fit": null`),
+			func(j *Job) bool { return j.Options.Length == 81 && j.SeedRandom && j.Options.Width == 144 }},
+		{"options null", job(t, `{"prompt": "a", "image": IMG, "options": null}`), func(j *Job) bool { return j.Options.Steps == 6 }},
+		{"empty negative prompt kept", job(t, `{"prompt": "a", "image": IMG, "negative_prompt": ""}`), func(j *Job) bool { return j.NegativePrompt == "" }},
+		{"negative prompt null is the default", job(t, `{"prompt": "a", "image": IMG, "negative_prompt": null}`), func(j *Job) bool { return j.NegativePrompt == DefaultNegativePrompt }},
+		{"prompt of 4000 characters", job(t, `{"prompt": "`+strings.Repeat("猫", 4000)+`", "image": IMG}`), func(j *Job) bool { return len([]rune(j.Prompt)) == 4000 }},
+		{"prompt with a real U+FFFD", job(t, `{"prompt": "a\ufffdb �", "image": IMG}`), func(j *Job) bool { return j.Prompt == "a\ufffdb \ufffd" }},
+		{"exactly MAX_PIXELS", opts(t, `"width": 256, "height": 64`), func(j *Job) bool { return j.Options.Width == 256 }},
+		{"length at MAX_FRAMES", opts(t, `"length": 121`), func(j *Job) bool { return j.Options.Length == 121 }},
+		{"frame_rate fraction", opts(t, `"frame_rate": 23.976`), func(j *Job) bool { return j.Options.FrameRate == 23.976 }},
+		{"all samplers known", opts(t, `"sampler": "uni_pc_bh2", "scheduler": "kl_optimal"`), func(j *Job) bool { return j.Options.Sampler == "uni_pc_bh2" }},
+		{"lora defaults", opts(t, `"loras": [{"name": "wan/Style.SafeTensors"}]`),
+			func(j *Job) bool {
+				l := j.Options.LoRAs
+				return len(l) == 1 && l[0].Strength == 1 && l[0].Expert == ExpertBoth
+			}},
+		{"four loras", opts(t, `"loras": [{"name":"a.pt","expert":"high","strength":-4},{"name":"b.ckpt","expert":"low","strength":4},{"name":"c.sft"},{"name":"d e/f.safetensors"}]`),
+			func(j *Job) bool { return len(j.Options.LoRAs) == 4 && j.Options.LoRAs[0].Strength == -4 }},
+		{"url-safe base64 with line breaks, no padding", job(t, `{"prompt": "a", "image": "`+wrapB64(urlSafe(pngB64))+`"}`), func(j *Job) bool { return j.Image.Width == 64 }},
+		{"data URI", job(t, `{"prompt": "a", "image": "data:image/png;base64,`+pngB64+`"}`), func(j *Job) bool { return j.Image.Source == SourceDataURI }},
+		{"data URI without media type", job(t, `{"prompt": "a", "image": "data:;base64,`+pngB64+`"}`), func(j *Job) bool { return j.Image.Source == SourceDataURI }},
+		{"data URI media type ignored", job(t, `{"prompt": "a", "image": "data:image/jpeg;base64,`+pngB64+`"}`), func(j *Job) bool { return j.Image.Format == FormatPNG }},
+		{"fit pad", opts(t, `"fit": "pad", "width": 128, "height": 128`), func(j *Job) bool { return j.Options.Fit == FitPad }},
+	}
+	// A small MAX_PIXELS keeps the prepared images small (the race detector
+	// makes resampling slow); TestParseDefaults covers the real defaults.
+	lim := testLimits()
+	lim.MaxPixels = 128 * 128
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, err := parseTest(t, tt.input, lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(j) {
+				t.Errorf("unexpected job: %+v %+v", j.Options, j.Image)
+			}
+		})
+	}
+}
+
+func urlSafe(s string) string {
+	s = strings.TrimRight(s, "=")
+	return strings.NewReplacer("+", "-", "/", "_").Replace(s)
+}
+
+func wrapB64(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i += 76 {
+		b.WriteString(s[i:min(i+76, len(s))])
+		b.WriteString(`\r\n`)
+	}
+	return b.String()
+}
+
+func TestDecodeBase64Variants(t *testing.T) {
+	raw := []byte{0xfb, 0xff, 0xfe, 0x00, 0x01}
+	variants := []string{
+		base64.StdEncoding.EncodeToString(raw),
+		base64.RawStdEncoding.EncodeToString(raw),
+		base64.URLEncoding.EncodeToString(raw),
+		base64.RawURLEncoding.EncodeToString(raw),
+		" +//+\n AAE=\t",
+	}
+	for _, v := range variants {
+		got, err := decodeBase64(v, testLimits())
+		if err != nil || string(got) != string(raw) {
+			t.Errorf("decodeBase64(%q) = %x, %v; want %x", v, got, err, raw)
+		}
+	}
+}
+
+func TestParseCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := parse(ctx, "x", job(t, `{"prompt": "a", "image": IMG}`), testLimits(), nil, &seededRand{})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestUploadName(t *testing.T) {
+	tests := map[string]string{
+		"":                       "wan22_job.png",
+		"abc-123_x.y":            "wan22_abc-123_x.y.png",
+		"a/b\\c d":               "wan22_a_b_c_d.png",
+		strings.Repeat("z", 200): "wan22_" + strings.Repeat("z", 96) + ".png",
+	}
+	for id, want := range tests {
+		if got := (&Job{ID: id}).UploadName(); got != want {
+			t.Errorf("UploadName(%q) = %q, want %q", id, got, want)
+		}
+	}
+}

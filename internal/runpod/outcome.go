@@ -1,0 +1,151 @@
+// Package runpod speaks RunPod Serverless' worker protocol: it takes jobs,
+// runs them on a worker.Handler one at a time, posts results (retried, never
+// silently lost), forwards progress, keeps the heartbeat going on its own
+// goroutine, honours the per-job stop channel and drains on shutdown. It also
+// runs one job from a test_input.json (RunOnce).
+//
+// Outcome and Finish are the one place where a handler's result or error
+// becomes the JSON RunPod and the local API show: {"output": {...}} on
+// success, {"error": "CODE: message", "output": {"error": {...}}} on failure.
+package runpod
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/wan22-worker/wan22-worker/internal/apperr"
+	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/worker"
+)
+
+// Outcome is a finished job in RunPod's job-done shape.
+type Outcome struct {
+	// Error is "CODE: message" on failure, empty on success.
+	Error string `json:"error,omitempty"`
+	// Output is the result on success, {"error": {...}} on failure.
+	Output json.RawMessage `json:"output,omitempty"`
+	// StopPod asks RunPod to replace this worker after the job.
+	StopPod bool `json:"stopPod,omitempty"`
+	// Err is the typed error of a failed job; nil on success.
+	Err *apperr.Error `json:"-"`
+}
+
+// Failed reports whether the job failed.
+func (o Outcome) Failed() bool { return o.Err != nil }
+
+// JSON is the job-done body. It cannot fail: Output is already JSON.
+func (o Outcome) JSON() []byte {
+	b, err := json.Marshal(o)
+	if err != nil { // only if Output were invalid JSON, which Finish never builds
+		b, _ = json.Marshal(Outcome{Error: string(apperr.Internal) + ": " + err.Error()})
+	}
+	return b
+}
+
+// errorOutput is output.error of a failed job.
+type errorOutput struct {
+	Error *apperr.Error `json:"error"`
+}
+
+// Finish turns what a handler returned into the job's outcome. cause is the
+// cause of the job context's end (context.Cause), if any: when the handler
+// returns a bare context error, a typed cause (a CANCELLED or TIMEOUT
+// *apperr.Error set by whoever ended the context) says why.
+func Finish(res *worker.Result, err error, cause error) Outcome {
+	if err == nil {
+		if res == nil {
+			return Fail(apperr.New(apperr.Internal, "the handler returned neither a result nor an error",
+				"this is a bug in the worker; report it with the worker's log"))
+		}
+		b, merr := json.Marshal(res)
+		if merr != nil {
+			return Fail(apperr.Wrap(apperr.Internal, merr, "the result could not be encoded as JSON: "+merr.Error(),
+				"this is a bug in the worker; report it with the worker's log"))
+		}
+		return Outcome{Output: b}
+	}
+	return Fail(ErrorOf(err, cause))
+}
+
+// Fail is the outcome of a job that failed with e.
+func Fail(e *apperr.Error) Outcome {
+	b, err := json.Marshal(errorOutput{Error: e})
+	if err != nil {
+		b = []byte(`{"error":{"code":"INTERNAL","message":"unencodable error"}}`)
+	}
+	return Outcome{Error: e.Error(), Output: b, Err: e}
+}
+
+// ErrorOf maps any error to the typed error users see: a typed error is kept;
+// a bare context error takes the typed cause, else becomes CANCELLED or
+// TIMEOUT; anything else is INTERNAL (apperr.From).
+func ErrorOf(err error, cause error) *apperr.Error {
+	if e := apperr.As(err); e != nil {
+		return e
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if c := apperr.As(cause); c != nil {
+			return c
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return apperr.Wrap(apperr.Timeout, err, "the job ran out of time",
+				"ask for fewer frames or steps, or raise JOB_TIMEOUT / the endpoint's execution timeout")
+		}
+		return apperr.Wrap(apperr.Cancelled, err, "the job was cancelled",
+			"it was cancelled by its caller or by the worker shutting down; submit it again if that was not intended")
+	}
+	return apperr.From(err)
+}
+
+// Call runs one job on h, turning a panic into an INTERNAL error so that a
+// bug in one job never takes the worker down.
+func Call(ctx context.Context, h worker.Handler, id string, input json.RawMessage, p progress.Func) (res *worker.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res = nil
+			err = &apperr.Error{Code: apperr.Internal, Message: fmt.Sprintf("the job crashed: %v", r),
+				Hint: "this is a bug in the worker; report it with the worker's log",
+				Err:  fmt.Errorf("panic: %v\n%s", r, debug.Stack())}
+		}
+	}()
+	if p == nil {
+		p = progress.Nop
+	}
+	return h.Handle(ctx, id, input, p)
+}
+
+// The typed errors the loop itself produces.
+
+func errShutdown() *apperr.Error {
+	return apperr.New(apperr.Cancelled, "the worker is shutting down and the job did not finish within SHUTDOWN_GRACE",
+		"submit the job again; it will run on another worker")
+}
+
+func errJobTimeout(limit string) *apperr.Error {
+	return apperr.New(apperr.Timeout, "the job ran longer than JOB_TIMEOUT ("+limit+")",
+		"ask for fewer frames or steps, or raise JOB_TIMEOUT")
+}
+
+func errTooLarge(size, status int) *apperr.Error {
+	return apperr.New(apperr.OutputTooLarge,
+		fmt.Sprintf("the result is %d bytes and RunPod refused it (HTTP %d)", size, status),
+		"configure an S3-compatible bucket (BUCKET_ENDPOINT_URL) or ask for options.output=s3 (or volume); "+
+			"inline results must stay under RunPod's limits (about 10 MB for /run, 20 MB for /runsync)")
+}
+
+func errRejected(status int, body string) *apperr.Error {
+	return apperr.New(apperr.Internal, fmt.Sprintf("RunPod refused the job's result (HTTP %d: %s)", status, body),
+		"this is a bug in the worker; report it with the worker's log")
+}
+
+func errInvalidJob(msg string) *apperr.Error {
+	return apperr.New(apperr.InvalidInput, msg, `send {"input": {...}} with the job's fields inside "input"`)
+}
+
+func errAbandoned(waited string) *apperr.Error {
+	return apperr.New(apperr.Internal, "the job did not stop within "+waited+" after it was cancelled",
+		"the worker asks RunPod for a fresh worker; report this with the worker's log")
+}

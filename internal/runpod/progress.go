@@ -1,0 +1,110 @@
+package runpod
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wan22-worker/wan22-worker/internal/progress"
+)
+
+// progressSender forwards a job's progress to RunPod: best effort, never
+// blocking the job, coalesced to the latest update, at most one post per
+// ProgressInterval, and never after close returns — the final result is
+// posted only after close, so no progress update can follow it.
+type progressSender struct {
+	w    *loop
+	url  string
+	log  *slog.Logger
+	mu   sync.Mutex
+	last *progress.Progress
+	shut bool
+	wake chan struct{}
+	quit chan struct{}
+	done chan struct{}
+}
+
+// newProgressSender starts the job's sender; close must be called.
+func newProgressSender(w *loop, jobID string, log *slog.Logger) *progressSender {
+	s := &progressSender{
+		w:    w,
+		url:  AppendQuery(JobURL(w.o.PostOutputURL, w.workerID, jobID), "isStream=false"),
+		log:  log,
+		wake: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go s.run()
+	return s
+}
+
+// update records p as the latest progress; it never blocks on the network.
+func (s *progressSender) update(p progress.Progress) {
+	s.mu.Lock()
+	if s.shut {
+		s.mu.Unlock()
+		return
+	}
+	s.last = &p
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *progressSender) run() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		p := s.last
+		s.last = nil
+		shut := s.shut
+		s.mu.Unlock()
+		if shut {
+			return
+		}
+		if p != nil {
+			s.post(*p)
+		}
+		t := time.NewTimer(s.w.o.ProgressInterval)
+		select {
+		case <-s.quit:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *progressSender) post(p progress.Progress) {
+	body, err := json.Marshal(struct {
+		Status string            `json:"status"`
+		Output progress.Progress `json:"output"`
+	}{"IN_PROGRESS", p})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.w.o.ProgressTimeout)
+	defer cancel()
+	status, _, err := s.w.c.postJob(ctx, s.url, body)
+	if err != nil || status < 200 || status > 299 {
+		s.log.Debug("progress post failed (best effort)", "status", status, "err", errText(err))
+	}
+}
+
+// close stops the sender and waits for a post in flight to return.
+func (s *progressSender) close() {
+	s.mu.Lock()
+	s.shut = true
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.done
+}
