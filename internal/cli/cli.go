@@ -11,6 +11,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/wan22-worker/wan22-worker/internal/config"
 )
 
 // Env is what a command runs with: its streams and environment. Tests build
@@ -41,8 +43,12 @@ const (
 func commands() []*command {
 	return []*command{
 		versionCommand(),
+		serveCommand(),
+		generateCommand(),
 		workflowCommand(),
 		validateCommand(),
+		modelsCommand(),
+		doctorCommand(),
 	}
 }
 
@@ -94,11 +100,31 @@ func newFlagSet(env *Env, c *command) *flag.FlagSet {
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "Usage: wan22-worker %s\n\n%s\n", c.usage, c.summary)
+		// The command's own flags; the configuration's flags (one per
+		// setting) are summarised in one line rather than listed.
+		own := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		own.SetOutput(env.Stderr)
+		settings := map[string]bool{}
+		for _, s := range config.Settings() {
+			settings[s.Flag()] = true
+		}
+		var hasConfig bool
+		fs.VisitAll(func(f *flag.Flag) {
+			if settings[f.Name] {
+				hasConfig = true
+				return
+			}
+			own.Var(f.Value, f.Name, f.Usage)
+		})
 		var any bool
-		fs.VisitAll(func(*flag.Flag) { any = true })
+		own.VisitAll(func(*flag.Flag) { any = true })
 		if any {
 			fmt.Fprintln(env.Stderr, "\nFlags:")
-			fs.PrintDefaults()
+			own.PrintDefaults()
+		}
+		if hasConfig {
+			fmt.Fprintln(env.Stderr, "\nEvery setting of docs/configuration.md is also accepted as a flag: its name in lower case")
+			fmt.Fprintln(env.Stderr, "with dashes (MAX_FRAMES → --max-frames 81). Flags beat environment variables.")
 		}
 	}
 	return fs

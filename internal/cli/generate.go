@@ -1,0 +1,320 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wan22-worker/wan22-worker/internal/apperr"
+	"github.com/wan22-worker/wan22-worker/internal/config"
+	"github.com/wan22-worker/wan22-worker/internal/logging"
+	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/worker"
+)
+
+// generateFlags are the job's fields as flags. Only the flags given on the
+// command line go into the job, so the job's own defaults apply to the rest.
+type generateFlags struct {
+	image, prompt, negative, out, id string
+	loras                            loraFlags
+}
+
+// loraFlags collects repeated --lora NAME[:STRENGTH[:EXPERT]].
+type loraFlags []map[string]any
+
+func (l *loraFlags) String() string { return "" }
+
+func (l *loraFlags) Set(v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) > 3 || parts[0] == "" {
+		return fmt.Errorf("want NAME[:STRENGTH[:EXPERT]], got %q", v)
+	}
+	m := map[string]any{"name": parts[0]}
+	if len(parts) > 1 && parts[1] != "" {
+		s, err := strconv.ParseFloat(parts[1], 64)
+		if err != nil {
+			return fmt.Errorf("strength %q is not a number", parts[1])
+		}
+		m["strength"] = s
+	}
+	if len(parts) > 2 && parts[2] != "" {
+		m["expert"] = parts[2]
+	}
+	*l = append(*l, m)
+	return nil
+}
+
+// optValue is a job option flag's text; a bool option may be given bare.
+type optValue struct {
+	s    string
+	bool bool
+}
+
+func (v *optValue) String() string     { return v.s }
+func (v *optValue) Set(s string) error { v.s = s; return nil }
+func (v *optValue) IsBoolFlag() bool   { return v.bool }
+
+// optionFlags are the job's options; each is a string so that "given" can be
+// told from "default", and its value is passed as the JSON type the contract
+// wants (validation then reports bad values exactly as for an API job).
+var optionFlags = []struct{ name, kind, help string }{
+	{"width", "int", "video width (multiple of 16); default from the image's aspect ratio"},
+	{"height", "int", "video height (multiple of 16); default from the image's aspect ratio"},
+	{"fit", "string", "crop, pad or stretch"},
+	{"length", "int", "frames, 4k+1 (81 = 5 s at 16 fps)"},
+	{"steps", "int", "sampling steps over both experts"},
+	{"split-step", "int", "first step on the low-noise expert"},
+	{"cfg", "float", "CFG scale"},
+	{"shift", "float", "sigma shift of both experts"},
+	{"sampler", "string", "sampler name"},
+	{"scheduler", "string", "scheduler name"},
+	{"frame-rate", "float", "frames per second of the MP4"},
+	{"seed", "uint", "seed (random when absent)"},
+	{"crf", "int", "H.264 quality, 0-51 (lower is better)"},
+	{"last-frame", "bool", "also write the last frame as PNG next to the video"},
+}
+
+func generateCommand() *command {
+	c := &command{
+		name:    "generate",
+		usage:   "generate --image PATH|URL --prompt TEXT [option flags] -o out.mp4",
+		summary: "run one job end to end on ComfyUI (started by the worker, or --comfy-url) with a progress bar",
+	}
+	c.run = func(ctx context.Context, env *Env, args []string) int {
+		fs := newFlagSet(env, c)
+		var g generateFlags
+		fs.StringVar(&g.image, "image", "", "input image: a file (JPEG, PNG, WebP) or an http(s) URL")
+		fs.StringVar(&g.prompt, "prompt", "", "what the video should show")
+		fs.StringVar(&g.negative, "negative-prompt", "", "what to avoid (default: WAN's standard negative prompt)")
+		fs.StringVar(&g.out, "o", "out.mp4", "output MP4 file")
+		fs.StringVar(&g.id, "id", "", "job id (default: generate-<time>)")
+		fs.Var(&g.loras, "lora", "extra LoRA NAME[:STRENGTH[:EXPERT]] (repeatable; expert both, high or low)")
+		opts := map[string]*string{}
+		for _, o := range optionFlags {
+			v := &optValue{bool: o.kind == "bool"}
+			opts[o.name] = &v.s
+			fs.Var(v, o.name, o.help)
+		}
+		config.Register(fs)
+		if code, ok := parseFlags(fs, args); !ok {
+			return code
+		}
+		if g.image == "" || g.prompt == "" {
+			fmt.Fprintln(env.Stderr, "generate: --image and --prompt are required")
+			fs.Usage()
+			return exitInvalid
+		}
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		input, err := generateInput(g, opts, given)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "generate: %v\n", err)
+			return exitInvalid
+		}
+		cfg, err := config.Load(fs, env.Getenv)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "generate: invalid configuration:\n%v\n", err)
+			return exitInvalid
+		}
+		return generate(ctx, env, cfg, g, input)
+	}
+	return c
+}
+
+// generateInput builds the job input from the flags.
+func generateInput(g generateFlags, opts map[string]*string, given map[string]bool) ([]byte, error) {
+	in := map[string]any{"prompt": g.prompt}
+	if strings.HasPrefix(g.image, "http://") || strings.HasPrefix(g.image, "https://") {
+		in["image"] = g.image
+	} else {
+		b, err := os.ReadFile(g.image)
+		if err != nil {
+			return nil, fmt.Errorf("reading the image: %w", err)
+		}
+		in["image"] = base64.StdEncoding.EncodeToString(b)
+	}
+	if g.negative != "" {
+		in["negative_prompt"] = g.negative
+	}
+	o := map[string]any{"output": "volume"}
+	for _, f := range optionFlags {
+		if !given[f.name] {
+			continue
+		}
+		v, err := flagValue(f.kind, *opts[f.name])
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", f.name, err)
+		}
+		o[strings.ReplaceAll(f.name, "-", "_")] = v
+	}
+	if len(g.loras) > 0 {
+		o["loras"] = g.loras
+	}
+	in["options"] = o
+	return json.Marshal(in)
+}
+
+func flagValue(kind, s string) (any, error) {
+	switch kind {
+	case "int":
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a whole number", s)
+		}
+		return n, nil
+	case "uint":
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a non-negative whole number", s)
+		}
+		return json.Number(strconv.FormatUint(n, 10)), nil
+	case "float":
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", s)
+		}
+		return n, nil
+	case "bool":
+		if s == "" {
+			return true, nil
+		}
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not true or false", s)
+		}
+		return b, nil
+	}
+	return s, nil
+}
+
+func generate(ctx context.Context, env *Env, cfg *config.Config, g generateFlags, input []byte) int {
+	out, err := filepath.Abs(g.out)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "generate: %v\n", err)
+		return exitInvalid
+	}
+	// The video is delivered to the volume mode's folder, made next to the
+	// output file so that the final move is a rename.
+	tmp, err := os.MkdirTemp(filepath.Dir(out), ".wan22-generate-")
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "generate: cannot write next to %s: %v\n", out, err)
+		return exitFailed
+	}
+	defer os.RemoveAll(tmp)
+	cfg.OutputDir = tmp
+	// The worker's log goes to stderr above the progress bar, quieter than
+	// a server's.
+	if cfg.LogLevel == "info" {
+		cfg.LogLevel = "warn"
+	}
+	log := logging.New(env.Stderr, cfg)
+
+	p, err := worker.New(cfg, worker.Options{}, log)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "generate: %v\n", err)
+		return exitFailed
+	}
+	defer stopPipeline(p, log)
+
+	bar := newJobBar()
+	r := progress.NewRenderer(env.Stderr, progress.RenderOptions{Plain: !isTerminal(env.Stderr)})
+	r.Add(bar)
+	bar.set(progress.Progress{Stage: "starting ComfyUI"})
+	id := g.id
+	if id == "" {
+		id = "generate-" + time.Now().UTC().Format("20060102-150405")
+	}
+	var res *worker.Result
+	err = p.Start(ctx)
+	if err == nil {
+		res, err = p.Handle(ctx, id, input, bar.set)
+	}
+	r.Stop()
+	if err != nil {
+		e := apperr.From(err)
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"error": e.Error(), "output": map[string]any{"error": e}})
+		fmt.Fprintf(env.Stderr, "generate: %s\n", e.Error())
+		if e.Hint != "" {
+			fmt.Fprintf(env.Stderr, "hint: %s\n", e.Hint)
+		}
+		return exitFailed
+	}
+	if err := os.Rename(res.VideoPath, out); err != nil {
+		fmt.Fprintf(env.Stderr, "generate: moving the video to %s: %v\n", out, err)
+		return exitFailed
+	}
+	res.VideoPath = out
+	if res.LastFramePath != "" {
+		lf := strings.TrimSuffix(out, filepath.Ext(out)) + ".last.png"
+		if err := os.Rename(res.LastFramePath, lf); err != nil {
+			fmt.Fprintf(env.Stderr, "generate: moving the last frame to %s: %v\n", lf, err)
+			return exitFailed
+		}
+		res.LastFramePath = lf
+	}
+	enc := json.NewEncoder(env.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(res); err != nil {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// jobBar draws a job's progress: stage, bar, percent, sampler step, elapsed.
+type jobBar struct {
+	mu    sync.Mutex
+	start time.Time
+	p     progress.Progress
+}
+
+func newJobBar() *jobBar { return &jobBar{start: time.Now()} }
+
+func (b *jobBar) set(p progress.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.Percent < b.p.Percent && p.Stage == b.p.Stage {
+		p.Percent = b.p.Percent
+	}
+	b.p = p
+}
+
+func (b *jobBar) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	const width = 30
+	filled := b.p.Percent * width / 100
+	var step string
+	if b.p.Steps > 0 {
+		step = fmt.Sprintf("  step %d/%d", b.p.Step, b.p.Steps)
+	}
+	return fmt.Sprintf("%-16s [%s%s] %3d%%%s  %s", b.p.Stage, strings.Repeat("=", filled),
+		strings.Repeat(" ", width-filled), b.p.Percent, step, time.Since(b.start).Round(time.Second))
+}
+
+// Milestone makes a plain renderer print a line per stage and step.
+func (b *jobBar) Milestone() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("%s/%d", b.p.Stage, b.p.Step)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,450 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wan22-worker/wan22-worker/internal/apperr"
+	"github.com/wan22-worker/wan22-worker/internal/comfy"
+	"github.com/wan22-worker/wan22-worker/internal/config"
+	"github.com/wan22-worker/wan22-worker/internal/deliver"
+	"github.com/wan22-worker/wan22-worker/internal/job"
+	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/supervisor"
+	"github.com/wan22-worker/wan22-worker/internal/workflow"
+)
+
+// Pipeline is the Handler that runs jobs on a ComfyUI server: started and
+// supervised by the worker, or attached to with COMFY_URL.
+type Pipeline struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	server  supervisor.Server
+	hc      *http.Client
+	fetch   *job.Fetcher
+	limits  job.Limits
+	profile workflow.Profile
+	deliver *deliver.Deliverer
+
+	mu        sync.Mutex // one job at a time; guards the fields below
+	caps      workflow.Capabilities
+	modelsErr error // the last failed check of the profile's model files
+
+	// cleanupTimeout bounds the clean-up calls after a job.
+	cleanupTimeout time.Duration
+}
+
+// Options are the parts of a Pipeline that are not configuration; zero
+// values take the defaults.
+type Options struct {
+	// Server is the ComfyUI to use; nil builds one from the configuration
+	// (supervisor.FromConfig).
+	Server supervisor.Server
+	// HTTPClient talks to ComfyUI; nil uses comfy.DefaultHTTPClient.
+	HTTPClient *http.Client
+	// Fetcher downloads image URLs; nil builds one from the configuration.
+	Fetcher *job.Fetcher
+}
+
+// New builds a pipeline. It starts nothing: call Start.
+func New(cfg *config.Config, opts Options, log *slog.Logger) (*Pipeline, error) {
+	server := opts.Server
+	if server == nil {
+		s, err := supervisor.FromConfig(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		server = s
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = comfy.DefaultHTTPClient()
+	}
+	fetch := opts.Fetcher
+	if fetch == nil {
+		fetch = job.NewFetcher(cfg)
+	}
+	d, err := deliver.New(deliver.OptionsFrom(cfg), log.With("component", "deliver"))
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{
+		cfg: cfg, log: log, server: server, hc: hc, fetch: fetch,
+		limits: job.LimitsFrom(cfg), profile: workflow.ProfileFrom(cfg), deliver: d,
+		cleanupTimeout: 10 * time.Second,
+	}, nil
+}
+
+// Server returns the ComfyUI server the pipeline drives.
+func (p *Pipeline) Server() supervisor.Server { return p.server }
+
+// Start starts (or attaches to) ComfyUI, reads its capabilities, checks the
+// model files, and warms the models up when WARMUP asks for it. It returns
+// when the pipeline can take jobs. A missing model file does not fail Start:
+// it is logged, and every job fails MODEL_MISSING (naming the file, the
+// folder and what the server has) until the file appears — so a caller on
+// RunPod learns why, instead of a worker that silently never takes jobs.
+func (p *Pipeline) Start(ctx context.Context) error {
+	t0 := time.Now()
+	if err := p.server.Start(ctx); err != nil {
+		return err
+	}
+	p.log.Info("ComfyUI is ready", "url", p.server.URL(), "took", time.Since(t0).Round(time.Millisecond))
+
+	client := p.client()
+	info, err := client.ObjectInfo(ctx)
+	if err != nil {
+		return err
+	}
+	caps := workflow.CapabilitiesFrom(info)
+	p.log.Info("ComfyUI capabilities", "video_helper_suite", caps.VideoHelperSuite, "torch_compile_node", caps.TorchCompile)
+	if p.profile.TorchCompile && !caps.TorchCompile {
+		return apperr.New(apperr.NodeMissing, "TORCH_COMPILE=1 but this ComfyUI has no TorchCompileModel node",
+			"set TORCH_COMPILE=0, or use a ComfyUI with comfy_extras/nodes_torch_compile.py (v0.3.64 has it)")
+	}
+	p.mu.Lock()
+	p.caps = caps
+	p.mu.Unlock()
+
+	if err := p.checkProfileModels(ctx, client); err != nil {
+		p.log.Error("a model file is missing: every job will fail MODEL_MISSING until it is there", "error", err)
+		return nil
+	}
+	if p.cfg.WarmupEnabled() {
+		if err := p.Warmup(ctx); err != nil {
+			// A failed warm-up costs the first job its model loading; it is
+			// not a reason to refuse jobs, unless ComfyUI died.
+			if apperr.CodeOf(err) == apperr.ComfyCrashed {
+				return err
+			}
+			p.log.Warn("warm-up failed; the first job will load the models", "error", err)
+		}
+	}
+	return nil
+}
+
+// Warmup runs a minimal version of the production graph (same loaders,
+// same node ids) so that the models are loaded and ComfyUI's cache keeps them
+// for the first real job.
+func (p *Pipeline) Warmup(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t0 := time.Now()
+	client := p.client()
+	built, err := workflow.Warmup(p.profile, p.caps, "wan22_warmup.png")
+	if err != nil {
+		return err
+	}
+	name, err := client.Upload(ctx, built.ImageName, bytes.NewReader(warmupImage(built)))
+	if err != nil {
+		return err
+	}
+	setImage(built, name)
+	defer p.cleanup(built.Graph, workflow.WarmupJobID, name, nil)
+	out, err := p.runOnComfy(ctx, client, comfy.RunRequest{
+		PromptID: workflow.WarmupJobID, Graph: built.Graph, Stages: built.Stages(), OutputNode: built.OutputNode,
+		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: progress.Nop,
+	})
+	if err != nil {
+		return err
+	}
+	p.cleanupOutputs(out)
+	p.log.Info("warm-up done: models loaded", "took", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// Stop stops ComfyUI (when the worker started it).
+func (p *Pipeline) Stop(ctx context.Context) error { return p.server.Stop(ctx) }
+
+// Healthy reports whether the pipeline can take jobs.
+func (p *Pipeline) Healthy() (bool, string) { return p.server.Healthy() }
+
+// Handle runs one job end to end. See Handler.
+func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage, prog progress.Func) (res *Result, err error) {
+	if prog == nil {
+		prog = progress.Nop
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok && p.cfg.JobTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.JobTimeout)
+		defer cancel()
+	}
+	log := p.log.With("job", id)
+	t0 := time.Now()
+	var tm Timings
+	lap := func(d *int64, since time.Time) time.Time {
+		now := time.Now()
+		*d = now.Sub(since).Milliseconds()
+		return now
+	}
+	prog(progress.Progress{Stage: progress.Queued})
+
+	// 1. Validate and prepare the image (no ComfyUI involved).
+	j, err := job.Parse(ctx, id, input, p.limits, p.fetch)
+	if err != nil {
+		return nil, err
+	}
+	t := lap(&tm.Validate, t0)
+
+	// 2. ComfyUI must be up and have every model file.
+	if err := p.server.Ready(ctx); err != nil {
+		return nil, p.comfyDown(err)
+	}
+	client := p.client()
+	if p.modelsErr != nil {
+		if err := p.checkProfileModels(ctx, client); err != nil {
+			return nil, err
+		}
+	}
+	if refs := workflow.RequestModels(j); len(refs) > 0 {
+		if err := client.CheckModels(ctx, comfyRefs(refs)); err != nil {
+			return nil, withField(err, "options.loras")
+		}
+	}
+
+	// 3. Upload the prepared image and build the graph.
+	prog(progress.Progress{Stage: progress.Uploading, Percent: 1})
+	name, err := client.Upload(ctx, j.UploadName(), bytes.NewReader(j.PNG))
+	if err != nil {
+		return nil, p.crashOr(err)
+	}
+	built, err := workflow.Build(j, p.profile, p.caps)
+	if err != nil {
+		return nil, err
+	}
+	setImage(built, name)
+	t = lap(&tm.Upload, t)
+
+	// 4. Run it, failing fast if ComfyUI dies under the job.
+	var out *comfy.Outcome
+	defer func() { p.cleanup(built.Graph, id, name, out) }()
+	out, err = p.runOnComfy(ctx, client, comfy.RunRequest{
+		PromptID: id, Graph: built.Graph, Stages: built.Stages(), OutputNode: built.OutputNode,
+		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: prog,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tm.Queue = out.Timings.Queued.Milliseconds()
+	tm.Inference = out.Timings.Execution.Milliseconds()
+	t = time.Now()
+	log.Debug("ComfyUI finished", "queued", out.Timings.Queued, "execution", out.Timings.Execution, "cached", out.Cached)
+
+	// 5. Fetch and deliver the video, streaming.
+	prog(progress.Progress{Stage: progress.Delivering, Percent: 99})
+	body, size, err := client.Open(ctx, out.Video)
+	if err != nil {
+		return nil, p.crashOr(err)
+	}
+	defer body.Close()
+	fetchStart := time.Now()
+	d, err := p.deliver.Deliver(ctx, deliver.Request{
+		JobID: id, Filename: out.Video.Filename, Mode: j.Options.Output, Video: body, Size: size,
+		LastFrame: j.Options.LastFrame,
+	})
+	if err != nil {
+		return nil, p.crashOr(err)
+	}
+	// Fetching and delivering overlap (the /view stream is consumed by the
+	// delivery); fetch is the time to the stream's first byte.
+	tm.Fetch = fetchStart.Sub(t).Milliseconds()
+	lap(&tm.Deliver, fetchStart)
+	tm.Total = time.Since(t0).Milliseconds()
+	if d.ProbeErr != nil {
+		log.Warn("could not read the video's metadata; delivered it anyway", "error", d.ProbeErr)
+	}
+
+	res = &Result{
+		Video: d.Video, Filename: d.Filename, PromptID: id, FilesCount: 1,
+		VideoURL: d.URL, VideoPath: d.Path, MimeType: d.Info.MimeType,
+		Width: d.Info.Width, Height: d.Info.Height, Frames: d.Info.Frames,
+		FrameRate: round(d.Info.FrameRate, 3), DurationS: round(d.Info.Duration, 3),
+		Seed: j.Options.Seed, SizeBytes: d.SizeBytes, SHA256: d.SHA256,
+		LastFrame: d.LastFrame, LastFrameURL: d.LastFrameURL, LastFramePath: d.LastFramePath,
+		Timings: tm,
+	}
+	if res.MimeType == "" {
+		res.MimeType = out.Video.MimeType()
+	}
+	prog(progress.Progress{Stage: progress.Delivering, Percent: 100})
+	log.Info("job done", "mode", d.Mode, "bytes", d.SizeBytes, "total_ms", tm.Total, "inference_ms", tm.Inference)
+	return res, nil
+}
+
+// runOnComfy runs req and turns a ComfyUI death during the run into
+// COMFY_CRASHED with ComfyUI's last log lines, instead of whatever the
+// broken connection looked like.
+func (p *Pipeline) runOnComfy(ctx context.Context, client *comfy.Client, req comfy.RunRequest) (*comfy.Outcome, error) {
+	inc := p.server.Current()
+	if inc == nil {
+		return client.Run(ctx, req)
+	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	crashed := errors.New("ComfyUI exited")
+	go func() {
+		select {
+		case <-inc.Done():
+			cancel(crashed)
+		case <-runCtx.Done():
+		}
+	}()
+	out, err := client.Run(runCtx, req)
+	if err == nil {
+		return out, nil
+	}
+	if errors.Is(context.Cause(runCtx), crashed) && ctx.Err() == nil {
+		return nil, p.crashErr(inc)
+	}
+	return nil, p.crashOr(err)
+}
+
+// crashOr returns COMFY_CRASHED when ComfyUI died (it may take a moment for
+// the exit to be noticed after a connection broke), else err.
+func (p *Pipeline) crashOr(err error) error {
+	code := apperr.CodeOf(err)
+	if code != apperr.ComfyUnavailable && code != apperr.OutputMissing && code != apperr.ExecutionFailed {
+		return err
+	}
+	inc := p.server.Current()
+	if inc == nil {
+		return err
+	}
+	select {
+	case <-inc.Done():
+		return p.crashErr(inc)
+	case <-time.After(2 * time.Second):
+		return err
+	}
+}
+
+func (p *Pipeline) crashErr(inc *supervisor.Incarnation) error {
+	if e := apperr.As(inc.Err()); e != nil && e.Code == apperr.ComfyCrashed {
+		return e
+	}
+	return apperr.Wrap(apperr.ComfyCrashed, inc.Err(), "ComfyUI exited while running the job:\n"+p.server.LogTail(),
+		"the worker restarts ComfyUI; retry the job. If it keeps happening, check ComfyUI's log (COMFY_LOG_FILE) and the GPU's memory")
+}
+
+// comfyDown maps a failed wait for ComfyUI to a job error.
+func (p *Pipeline) comfyDown(err error) error {
+	if e := apperr.As(err); e != nil {
+		return e
+	}
+	return apperr.Wrap(apperr.ComfyUnavailable, err, "ComfyUI is not ready: "+err.Error(),
+		"the worker is restarting ComfyUI; retry shortly. `wan22-worker doctor` checks the installation")
+}
+
+// cleanup removes what a job left in ComfyUI: its history entry, its input
+// image and its output files. It runs on a fresh context: the job's own may
+// be over.
+func (p *Pipeline) cleanup(_ workflow.Graph, promptID, input string, out *comfy.Outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cleanupTimeout)
+	defer cancel()
+	if err := p.client().Cleanup(ctx, promptID); err != nil {
+		p.log.Debug("could not delete the prompt's history", "prompt_id", promptID, "error", err)
+	}
+	if input != "" {
+		if err := p.server.RemoveInput(input); err != nil {
+			p.log.Debug("could not remove the job's input image", "name", input, "error", err)
+		}
+	}
+	p.cleanupOutputs(out)
+}
+
+func (p *Pipeline) cleanupOutputs(out *comfy.Outcome) {
+	if out == nil {
+		return
+	}
+	for _, f := range out.Outputs {
+		if f.Type != "output" && f.Type != "temp" {
+			continue
+		}
+		// A cached run's files belong to the earlier prompt; they are gone
+		// already, or still in use by it.
+		if out.Cached {
+			continue
+		}
+		if err := p.server.RemoveOutput(f.Subfolder, f.Filename); err != nil {
+			p.log.Debug("could not remove an output file", "file", f.Filename, "error", err)
+		}
+	}
+}
+
+// checkProfileModels checks the configured model files against the server's
+// lists and remembers the outcome.
+func (p *Pipeline) checkProfileModels(ctx context.Context, client *comfy.Client) error {
+	err := client.CheckModels(ctx, comfyRefs(p.profile.Required()))
+	p.modelsErr = err
+	return err
+}
+
+func (p *Pipeline) client() *comfy.Client {
+	return comfy.New(p.server.URL(), p.hc, p.log.With("component", "comfy"))
+}
+
+func comfyRefs(refs []workflow.ModelRef) []comfy.ModelRef {
+	out := make([]comfy.ModelRef, len(refs))
+	for i, r := range refs {
+		out[i] = comfy.ModelRef{Folder: r.Folder, Name: r.Name}
+	}
+	return out
+}
+
+// withField sets the input field an error is about, when it names none.
+func withField(err error, field string) error {
+	if e := apperr.As(err); e != nil && e.Field == "" {
+		c := *e
+		c.Field = field
+		return &c
+	}
+	return err
+}
+
+// setImage points the graph's image node at the name ComfyUI stored the
+// upload under (the same name, unless the server renamed it).
+func setImage(b *workflow.Built, name string) {
+	if name == "" || name == b.ImageName {
+		return
+	}
+	if n, ok := b.Graph[b.ImageNode]; ok {
+		n.Inputs["image"] = name
+	}
+	b.ImageName = name
+}
+
+// warmupImage is a mid-grey PNG of the warm-up graph's size.
+func warmupImage(b *workflow.Built) []byte {
+	img := image.NewGray(image.Rect(0, 0, workflow.WarmupWidth, workflow.WarmupHeight))
+	for i := range img.Pix {
+		img.Pix[i] = color.Gray{Y: 128}.Y
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		panic(fmt.Sprintf("encoding a fixed grey PNG: %v", err)) // cannot happen with an in-memory writer
+	}
+	return buf.Bytes()
+}
+
+func round(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	if v < 0 {
+		return -float64(int64(-v*p+0.5)) / p
+	}
+	return float64(int64(v*p+0.5)) / p
+}

@@ -1,0 +1,307 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wan22-worker/wan22-worker/internal/apperr"
+	"github.com/wan22-worker/wan22-worker/internal/comfy/comfytest"
+	"github.com/wan22-worker/wan22-worker/internal/config"
+	"github.com/wan22-worker/wan22-worker/internal/logging"
+	"github.com/wan22-worker/wan22-worker/internal/mp4/mp4test"
+	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/worker"
+)
+
+// testImage is the PNG embedded in the repository's test_input.json.
+func testImage(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "test_input.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		Input struct {
+			Image string `json:"image"`
+		} `json:"input"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		t.Fatal(err)
+	}
+	return in.Input.Image
+}
+
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (scripts/setup-test-deps.sh installs it)")
+	}
+}
+
+// start returns a started pipeline attached to a fake ComfyUI.
+func start(t *testing.T, opts comfytest.Options, env map[string]string) (*worker.Pipeline, *comfytest.Server) {
+	t.Helper()
+	fake := comfytest.New(opts)
+	t.Cleanup(fake.Close)
+	vars := map[string]string{"COMFY_URL": fake.URL, "OUTPUT_DIR": t.TempDir(), "COMFY_START_TIMEOUT": "10s"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(nil, func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := worker.New(cfg, worker.Options{}, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return p, fake
+}
+
+func input(t *testing.T, options map[string]any) json.RawMessage {
+	t.Helper()
+	in := map[string]any{"prompt": "a cat turning its head", "image": testImage(t), "options": options}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// recorder collects progress updates.
+type recorder struct {
+	mu sync.Mutex
+	ps []progress.Progress
+}
+
+func (r *recorder) add(p progress.Progress) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ps = append(r.ps, p)
+}
+
+func (r *recorder) stages() []progress.Stage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []progress.Stage
+	for _, p := range r.ps {
+		if len(out) == 0 || out[len(out)-1] != p.Stage {
+			out = append(out, p.Stage)
+		}
+	}
+	return out
+}
+
+func TestHandleInline(t *testing.T) {
+	needFFmpeg(t)
+	p, fake := start(t, comfytest.Options{}, nil)
+	var rec recorder
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	res, err := p.Handle(ctx, "job-inline-1", input(t, map[string]any{
+		"width": 256, "height": 160, "length": 9, "frame_rate": 16, "seed": 42, "last_frame": true,
+	}), rec.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Metadata comes from the file the fake made with ffmpeg.
+	if res.Width != 256 || res.Height != 160 || res.Frames != 9 || res.FrameRate != 16 {
+		t.Errorf("metadata = %dx%d %d frames @%v", res.Width, res.Height, res.Frames, res.FrameRate)
+	}
+	if res.Seed != 42 || res.PromptID != "job-inline-1" || res.FilesCount != 1 || res.MimeType != "video/mp4" {
+		t.Errorf("result = %+v", res)
+	}
+	if !strings.HasSuffix(res.Filename, ".mp4") {
+		t.Errorf("filename = %q", res.Filename)
+	}
+	video, err := base64.StdEncoding.DecodeString(res.Video)
+	if err != nil || int64(len(video)) != res.SizeBytes {
+		t.Fatalf("inline video: %d bytes, size_bytes %d, err %v", len(video), res.SizeBytes, err)
+	}
+	path := filepath.Join(t.TempDir(), "v.mp4")
+	if err := os.WriteFile(path, video, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := mp4test.FFprobe(t, path)
+	if got.Codec != "h264" || got.Frames != 9 || got.Width != 256 {
+		t.Errorf("ffprobe = %+v", got)
+	}
+	pix, err := exec.CommandContext(t.Context(), "ffprobe", "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "stream=pix_fmt", "-of", "csv=p=0", path).Output()
+	if err != nil || strings.TrimSpace(string(pix)) != "yuv420p" {
+		t.Errorf("pix_fmt = %q (%v)", pix, err)
+	}
+	if res.LastFrame == "" {
+		t.Error("last_frame asked but missing")
+	}
+	if res.Timings.Total <= 0 || res.Timings.Total < res.Timings.Inference {
+		t.Errorf("timings = %+v", res.Timings)
+	}
+	want := []progress.Stage{progress.Queued, progress.Uploading}
+	st := rec.stages()
+	if len(st) < 4 || st[0] != want[0] || st[1] != want[1] || st[len(st)-1] != progress.Delivering {
+		t.Errorf("stages = %v", st)
+	}
+	var sawLow bool
+	for _, s := range st {
+		sawLow = sawLow || s == progress.SamplingLow
+	}
+	if !sawLow {
+		t.Errorf("no sampling_low stage in %v", st)
+	}
+	// The job cleaned up after itself: its history entry was deleted.
+	var deleted bool
+	for _, r := range fake.Requests() {
+		deleted = deleted || (r.Method == "POST" && r.Path == "/history" && strings.Contains(r.Body, "job-inline-1"))
+	}
+	if !deleted {
+		t.Error("history entry not deleted after the job")
+	}
+}
+
+func TestHandleVolume(t *testing.T) {
+	needFFmpeg(t)
+	p, _ := start(t, comfytest.Options{}, nil)
+	res, err := p.Handle(t.Context(), "job/vol 2", input(t, map[string]any{"width": 128, "height": 128, "length": 5, "output": "volume"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Video != "" || res.VideoPath == "" {
+		t.Fatalf("volume result = %+v", res)
+	}
+	fi, err := os.Stat(res.VideoPath)
+	if err != nil || fi.Size() != res.SizeBytes {
+		t.Fatalf("file %s: %v (%d vs %d)", res.VideoPath, err, fi.Size(), res.SizeBytes)
+	}
+}
+
+func TestHandleErrors(t *testing.T) {
+	needFFmpeg(t)
+	tests := []struct {
+		name    string
+		opts    comfytest.Options
+		options map[string]any
+		prompt  string
+		code    apperr.Code
+		field   string
+		queued  bool // whether the prompt reached ComfyUI
+	}{
+		{name: "invalid input never reaches ComfyUI", options: map[string]any{"length": 80}, code: apperr.InvalidInput, field: "options.length"},
+		{name: "unknown key", options: map[string]any{"lenght": 81}, code: apperr.InvalidInput},
+		{name: "missing request LoRA", options: map[string]any{"loras": []any{map[string]any{"name": "nope.safetensors"}}}, code: apperr.ModelMissing, field: "options.loras"},
+		{name: "out of memory", opts: comfytest.Options{Fault: comfytest.Fault{Kind: comfytest.FaultOOM, At: comfytest.Point{Class: "KSamplerAdvanced", Step: 1}}},
+			options: map[string]any{"width": 64, "height": 64, "length": 5}, code: apperr.OutOfMemory, queued: true},
+		{name: "execution error", opts: comfytest.Options{Fault: comfytest.Fault{Kind: comfytest.FaultError, At: comfytest.Point{Class: "VAEDecode"}}},
+			options: map[string]any{"width": 64, "height": 64, "length": 5}, code: apperr.ExecutionFailed, queued: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, fake := start(t, tc.opts, nil)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			_, err := p.Handle(ctx, "job-err", input(t, tc.options), nil)
+			e := apperr.As(err)
+			if e == nil {
+				t.Fatalf("want %s, got %v", tc.code, err)
+			}
+			if e.Code != tc.code {
+				t.Fatalf("code = %s (%v), want %s", e.Code, err, tc.code)
+			}
+			if e.Hint == "" {
+				t.Errorf("%s without a hint", e.Code)
+			}
+			if tc.field != "" && e.Field != tc.field {
+				t.Errorf("field = %q, want %q", e.Field, tc.field)
+			}
+			var queued bool
+			for _, r := range fake.Requests() {
+				queued = queued || (r.Method == "POST" && r.Path == "/prompt")
+			}
+			if queued != tc.queued {
+				t.Errorf("prompt queued = %v, want %v", queued, tc.queued)
+			}
+		})
+	}
+}
+
+func TestMissingProfileModel(t *testing.T) {
+	models := comfytest.DefaultModels()
+	delete(models, "vae")
+	p, _ := start(t, comfytest.Options{Models: models}, nil)
+	_, err := p.Handle(t.Context(), "job-m", input(t, nil), nil)
+	e := apperr.As(err)
+	if e == nil || e.Code != apperr.ModelMissing || !strings.Contains(e.Message, "wan_2.1_vae.safetensors") {
+		t.Fatalf("want MODEL_MISSING naming the VAE, got %v", err)
+	}
+}
+
+func TestCancelAndTimeout(t *testing.T) {
+	needFFmpeg(t)
+	for _, tc := range []struct {
+		name string
+		code apperr.Code
+	}{{"cancel", apperr.Cancelled}, {"timeout", apperr.Timeout}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, fake := start(t, comfytest.Options{StepDelay: 2 * time.Second}, nil)
+			ctx, cancel := context.WithCancel(t.Context())
+			if tc.code == apperr.Timeout {
+				ctx, cancel = context.WithTimeout(t.Context(), 1500*time.Millisecond)
+			}
+			defer cancel()
+			go func() {
+				if tc.code == apperr.Cancelled {
+					time.Sleep(1500 * time.Millisecond)
+					cancel()
+				}
+			}()
+			t0 := time.Now()
+			_, err := p.Handle(ctx, "job-c", input(t, map[string]any{"width": 64, "height": 64, "length": 5}), nil)
+			if c := apperr.CodeOf(err); c != tc.code {
+				t.Fatalf("code = %s (%v), want %s", c, err, tc.code)
+			}
+			if d := time.Since(t0); d > 15*time.Second {
+				t.Errorf("took %v to give up", d)
+			}
+			var interrupted bool
+			for _, r := range fake.Requests() {
+				interrupted = interrupted || r.Path == "/interrupt"
+			}
+			if !interrupted {
+				t.Error("ComfyUI was not interrupted")
+			}
+		})
+	}
+}
+
+func TestComfyGone(t *testing.T) {
+	needFFmpeg(t)
+	p, fake := start(t, comfytest.Options{StepDelay: time.Second}, nil)
+	go func() {
+		time.Sleep(1200 * time.Millisecond)
+		fake.Crash()
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err := p.Handle(ctx, "job-gone", input(t, map[string]any{"width": 64, "height": 64, "length": 5}), nil)
+	if c := apperr.CodeOf(err); c != apperr.ComfyUnavailable {
+		t.Fatalf("code = %s (%v), want COMFY_UNAVAILABLE for an attached server that went away", c, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Error("waited for the deadline instead of noticing")
+	}
+}
