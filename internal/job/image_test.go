@@ -334,7 +334,7 @@ func TestRectangles(t *testing.T) {
 	}
 }
 
-func TestPreparedPNGIsFastCompression(t *testing.T) {
+func TestPreparedPNGIsStored(t *testing.T) {
 	d, err := decodeImage(encodePNG(t, gradient(64, 64)), testLimits())
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +346,10 @@ func TestPreparedPNGIsFastCompression(t *testing.T) {
 	cfg, err := png.DecodeConfig(bytes.NewReader(out))
 	if err != nil || cfg.Width != 32 || cfg.Height != 32 {
 		t.Fatalf("prepared image: %+v, %v", cfg, err)
+	}
+	// Stored RGB rows (a filter byte each) plus zlib's and PNG's framing.
+	if raw := 32*32*3 + 32; len(out) < raw {
+		t.Errorf("prepared PNG is %d bytes, less than the %d raw bytes: it was compressed", len(out), raw)
 	}
 }
 

@@ -399,6 +399,9 @@ func (w *loop) execute(ctx context.Context, j takenJob, st *jobState, deadline t
 func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *slog.Logger) {
 	u := AppendQuery(JobURL(w.o.PostOutputURL, w.workerID, jobID), "isStream=false")
 	body := out.JSON()
+	// The body now holds the output (possibly megabytes of inline video):
+	// let the outcome's own copy go.
+	out.Output = nil
 	until := deadline
 	if d := time.Now().Add(w.o.ResultWindow); d.After(until) {
 		until = d

@@ -36,13 +36,37 @@ type Outcome struct {
 // Failed reports whether the job failed.
 func (o Outcome) Failed() bool { return o.Err != nil }
 
-// JSON is the job-done body. It cannot fail: Output is already JSON.
+// JSON is the job-done body: {"error"?, "output"?, "stopPod"?}, in that
+// order. Output is already JSON (built by Finish or Fail) and may be
+// megabytes of inline video, so it is copied in as it is, into a body
+// allocated once at its final size, instead of being re-encoded.
 func (o Outcome) JSON() []byte {
-	b, err := json.Marshal(o)
-	if err != nil { // only if Output were invalid JSON, which Finish never builds
-		b, _ = json.Marshal(Outcome{Error: string(apperr.Internal) + ": " + err.Error()})
+	var errField []byte
+	if o.Error != "" {
+		errField, _ = json.Marshal(o.Error) // a string always encodes
 	}
-	return b
+	n := 2 + len(`"error":,`) + len(errField) + len(`"output":,`) + len(o.Output) + len(`"stopPod":true`)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	sep := func() {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+	}
+	if o.Error != "" {
+		b = append(b, `"error":`...)
+		b = append(b, errField...)
+	}
+	if len(o.Output) > 0 {
+		sep()
+		b = append(b, `"output":`...)
+		b = append(b, o.Output...)
+	}
+	if o.StopPod {
+		sep()
+		b = append(b, `"stopPod":true`...)
+	}
+	return append(b, '}')
 }
 
 // errorOutput is output.error of a failed job.
@@ -60,7 +84,7 @@ func Finish(res *worker.Result, err error, cause error) Outcome {
 			return Fail(apperr.New(apperr.Internal, "the handler returned neither a result nor an error",
 				"this is a bug in the worker; report it with the worker's log"))
 		}
-		b, merr := json.Marshal(res)
+		b, merr := res.JSON()
 		if merr != nil {
 			return Fail(apperr.Wrap(apperr.Internal, merr, "the result could not be encoded as JSON: "+merr.Error(),
 				"this is a bug in the worker; report it with the worker's log"))
