@@ -191,4 +191,3 @@ func pct(sorted []float64, p int) float64 {
 	i := (len(sorted) - 1) * p / 100
 	return sorted[i]
 }
-

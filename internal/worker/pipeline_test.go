@@ -20,6 +20,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/mp4/mp4test"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"github.com/wan22-worker/wan22-worker/internal/worker"
+	"github.com/wan22-worker/wan22-worker/internal/workflow"
 )
 
 // testImage is the PNG embedded in the repository's test_input.json.
@@ -304,4 +305,56 @@ func TestComfyGone(t *testing.T) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Error("waited for the deadline instead of noticing")
 	}
+}
+
+func TestWarmupLoadsModelsBeforeFirstJob(t *testing.T) {
+	needFFmpeg(t)
+	_, fake := start(t, comfytest.Options{}, map[string]string{"WARMUP": "on"})
+	var prompts []string
+	for _, r := range fake.Requests() {
+		if r.Method == "POST" && r.Path == "/prompt" {
+			prompts = append(prompts, r.Body)
+		}
+	}
+	if len(prompts) != 1 {
+		t.Fatalf("want exactly the warm-up prompt after Start, got %d prompts", len(prompts))
+	}
+	var body struct {
+		PromptID string                     `json:"prompt_id"`
+		Prompt   map[string]json.RawMessage `json:"prompt"`
+	}
+	if err := json.Unmarshal([]byte(prompts[0]), &body); err != nil {
+		t.Fatal(err)
+	}
+	// The warm-up graph uses the production loaders, so ComfyUI's cache
+	// keeps the models for the first job.
+	for _, node := range []string{workflow.NodeUNetHigh, workflow.NodeUNetLow, workflow.NodeTextEncoder, workflow.NodeVAE} {
+		if _, ok := body.Prompt[node]; !ok {
+			t.Errorf("warm-up graph lacks %s: %v", node, keys(body.Prompt))
+		}
+	}
+	if body.PromptID == "" {
+		t.Error("warm-up prompt without an id")
+	}
+	// Its history is cleaned up.
+	if fake.HasHistory(body.PromptID) {
+		t.Error("warm-up history left behind")
+	}
+}
+
+func TestNoWarmupByDefaultOffRunPod(t *testing.T) {
+	_, fake := start(t, comfytest.Options{}, nil)
+	for _, r := range fake.Requests() {
+		if r.Method == "POST" && r.Path == "/prompt" {
+			t.Fatal("a prompt was queued at start with WARMUP=auto off RunPod")
+		}
+	}
+}
+
+func keys(m map[string]json.RawMessage) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
