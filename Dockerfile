@@ -30,6 +30,8 @@ RUN go mod download
 COPY VERSION ./
 COPY cmd ./cmd
 COPY internal ./internal
+# The local API serves docs/openapi.json, embedded by the tiny docs package.
+COPY docs/openapi.go docs/openapi.json ./docs/
 # WORKER_VERSION labels the image; scripts/release.sh keeps it equal to the VERSION file, and the build refuses
 # a mismatch so that the label and the binary can never disagree.
 ARG WORKER_VERSION=0.1.0

@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/interna
 BIN := bin/wan22-worker
 FUZZTIME ?= 5s
 
-.PHONY: all build test test-unit fuzz lint bench e2e clean patch minor major
+.PHONY: all build test test-unit fuzz lint bench e2e demo clean patch minor major
 
 all: build
 
@@ -38,6 +38,11 @@ bench:
 ## e2e: the end-to-end tier against the real ComfyUI (needs COMFYUI_DIR; skips otherwise).
 e2e:
 	go test -tags e2e -count=1 -v -timeout 30m ./e2e/...
+
+## demo: one job end to end without a GPU or ComfyUI: the worker's generate against the fake ComfyUI
+## (cmd/fakecomfy), with the image of test_input.json; writes demo.mp4 (scripts/demo.sh).
+demo:
+	./scripts/demo.sh
 
 clean:
 	rm -rf bin

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wan22-worker/wan22-worker/internal/workflow"
 	"sort"
 	"strconv"
 	"strings"
@@ -149,25 +150,6 @@ type inputError struct {
 	} `json:"extra_info"`
 }
 
-// modelFolder returns the model folder a loader's input lists.
-func modelFolder(class, input string) (string, bool) {
-	switch class + "." + input {
-	case "UNETLoader.unet_name":
-		return "diffusion_models", true
-	case "CLIPLoader.clip_name", "DualCLIPLoader.clip_name1", "DualCLIPLoader.clip_name2":
-		return "text_encoders", true
-	case "VAELoader.vae_name":
-		return "vae", true
-	case "LoraLoaderModelOnly.lora_name", "LoraLoader.lora_name":
-		return "loras", true
-	case "CheckpointLoaderSimple.ckpt_name":
-		return "checkpoints", true
-	case "CLIPVisionLoader.clip_name":
-		return "clip_vision", true
-	}
-	return "", false
-}
-
 // nodePack names the custom node pack that provides a class, or "" for a
 // class of ComfyUI itself.
 func nodePack(class string) string {
@@ -236,10 +218,14 @@ func errModelMissing(folder, name string, have []string, nodeID, class string) *
 			fmt.Fprintf(&b, ", … (%d more)", len(near)-len(shown))
 		}
 	}
-	hint := fmt.Sprintf("put %s into the %s folder of a models directory (MODELS_DIRS; ComfyUI also reads %s), "+
+	where := folder + " folder"
+	if legacy := legacyFolder(folder); legacy != "models/"+folder {
+		where = fmt.Sprintf("%s folder (or %s)", folder, legacy)
+	}
+	hint := fmt.Sprintf("put %s into the %s of a models directory (MODELS_DIRS), "+
 		"or name a file the server has; `wan22-worker models pull` downloads the default files; "+
 		"names must match exactly, including subfolders such as wan/x.safetensors",
-		name, folder, legacyFolder(folder))
+		name, where)
 	return &apperr.Error{Code: apperr.ModelMissing, Message: b.String(), Hint: hint, NodeID: nodeID, NodeType: class}
 }
 
@@ -355,7 +341,7 @@ func errInput(nodeID, class string, ie inputError, available func(string) []stri
 	where := fmt.Sprintf("node %s (%s)", nodeID, class)
 	switch {
 	case ie.Type == "value_not_in_list":
-		if folder, ok := modelFolder(class, input); ok {
+		if folder, ok := workflow.ModelFolder(class, input); ok {
 			have := listFromConfig(ie.ExtraInfo.InputConfig)
 			if have == nil && available != nil {
 				have = available(folder)
@@ -457,7 +443,7 @@ func errExecution(e execError) *apperr.Error {
 	case strings.Contains(e.ExceptionType, "UnidentifiedImageError"):
 		hint = "ComfyUI could not read the uploaded input image; this is a bug in the worker's image preparation"
 	case strings.Contains(lower, "cuda error") || strings.Contains(lower, "device-side assert"):
-		hint = "a CUDA error can leave the GPU unusable: the worker restarts ComfyUI; if it repeats, the GPU or driver is faulty"
+		hint = "a CUDA error can leave the GPU unusable for this ComfyUI process: retry once; if it repeats, replace the worker (on RunPod, terminate it) — the GPU or driver may be faulty"
 	}
 	typ := e.ExceptionType
 	if typ == "" {

@@ -2,6 +2,7 @@ package comfy
 
 import (
 	"context"
+	"github.com/wan22-worker/wan22-worker/internal/textdist"
 	"path"
 	"sort"
 	"strings"
@@ -85,23 +86,6 @@ func closest(name string, names []string) []string {
 	return res
 }
 
-// editDistance is the Levenshtein distance of a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// editDistance is the optimal string alignment distance (textdist); model
+// names are cut at 256 bytes.
+func editDistance(a, b string) int { return textdist.Distance(a, b, 256) }

@@ -314,7 +314,17 @@ func (d *Deliverer) tooLargeUnknown(requested job.Output, n int64) *apperr.Error
 	return e
 }
 
-func mb(n int64) string { return fmt.Sprintf("%.2f MB", float64(n)/1e6) }
+// mb renders a byte count for a message: MB with two decimals, or kB or
+// bytes when smaller (a tiny limit must not read "0.00 MB").
+func mb(n int64) string {
+	switch {
+	case n >= 10_000:
+		return fmt.Sprintf("%.2f MB", float64(n)/1e6)
+	case n >= 1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // spooled is the video copied to a local file.
 type spooled struct {

@@ -294,6 +294,11 @@ func TestVolume(t *testing.T) {
 	if got.Info.Frames != 17 || got.Info.Width != 128 {
 		t.Errorf("info %+v", got.Info)
 	}
+	for _, p := range []string{got.Path, got.LastFramePath} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644", p, fi.Mode().Perm(), err)
+		}
+	}
 	entries, _ := os.ReadDir(filepath.Dir(got.Path))
 	if len(entries) != 2 {
 		t.Errorf("job folder holds %d entries, want the video and the frame", len(entries))

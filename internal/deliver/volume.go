@@ -27,6 +27,11 @@ func (d *Deliverer) toVolume(sp *spooled, filename string, frame []byte, out *De
 		}
 		out.LastFramePath = p
 	}
+	// Temp files are created 0600; a delivered file is an ordinary,
+	// readable output file.
+	if err := sp.file.Chmod(outputFileMode); err != nil {
+		return volErr(err)
+	}
 	if err := sp.file.Sync(); err != nil {
 		return volErr(err)
 	}
@@ -44,6 +49,10 @@ func (d *Deliverer) toVolume(sp *spooled, filename string, frame []byte, out *De
 	return nil
 }
 
+// outputFileMode is the mode of delivered files (before the umask-free
+// chmod, as a shared volume is read by other pods and tools).
+const outputFileMode = 0o644
+
 // writeFileAtomic writes data to path through a temp file in the same folder.
 func writeFileAtomic(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
@@ -59,6 +68,9 @@ func writeFileAtomic(path string, data []byte) error {
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(outputFileMode); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"github.com/wan22-worker/wan22-worker/internal/textdist"
 	"strconv"
 	"strings"
 )
@@ -75,39 +76,9 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// editDistance is the optimal string alignment distance: insertions,
-// deletions, substitutions and transpositions of neighbours cost 1 each.
-// Keys are short; longer inputs are cut so the work stays bounded.
-func editDistance(a, b string) int {
-	const maxLen = 64
-	if len(a) > maxLen {
-		a = a[:maxLen]
-	}
-	if len(b) > maxLen {
-		b = b[:maxLen]
-	}
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
-}
+// editDistance is the optimal string alignment distance (textdist), with
+// inputs cut at 64 bytes: keys are short.
+func editDistance(a, b string) int { return textdist.Distance(a, b, 64) }
 
 // closest returns the entry of list nearest to s (for enum values), or "".
 func closest(s string, list []string) string {

@@ -232,7 +232,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	defer func() { p.cleanup(built.Graph, id, name, out) }()
 	out, err = p.runOnComfy(ctx, client, comfy.RunRequest{
 		PromptID: id, Graph: built.Graph, Stages: built.Stages(), OutputNode: built.OutputNode,
-		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: prog,
+		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: onComfy(prog),
 	})
 	if err != nil {
 		return nil, err
@@ -281,6 +281,16 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	prog(progress.Progress{Stage: progress.Delivering, Percent: 100})
 	log.Info("job done", "mode", d.Mode, "bytes", d.SizeBytes, "total_ms", tm.Total, "inference_ms", tm.Inference)
 	return res, nil
+}
+
+// onComfy places ComfyUI's progress (0–100 over its own stages) inside the
+// job's: 0–1 are the worker's queued and uploading stages, 99–100 delivery,
+// so ComfyUI's share is 2–98 and the job's percent never goes back.
+func onComfy(prog progress.Func) progress.Func {
+	return func(p progress.Progress) {
+		p.Percent = 2 + min(max(p.Percent, 0), 100)*96/100
+		prog(p)
+	}
 }
 
 // runOnComfy runs req and turns a ComfyUI death during the run into
@@ -332,10 +342,42 @@ func (p *Pipeline) crashOr(err error) error {
 
 func (p *Pipeline) crashErr(inc *supervisor.Incarnation) error {
 	if e := apperr.As(inc.Err()); e != nil && e.Code == apperr.ComfyCrashed {
+		p.awaitCrashCounted(inc)
 		return e
 	}
 	return apperr.Wrap(apperr.ComfyCrashed, inc.Err(), "ComfyUI exited while running the job:\n"+p.server.LogTail(),
 		"the worker restarts ComfyUI; retry the job. If it keeps happening, check ComfyUI's log (COMFY_LOG_FILE) and the GPU's memory")
+}
+
+// crashCountWait bounds how long a job that saw ComfyUI die waits for the
+// supervisor to count the crash.
+const crashCountWait = 2 * time.Second
+
+// awaitCrashCounted waits until the supervisor has counted inc's crash (its
+// crash event arrived), so that Healthy, asked as soon as the job returns,
+// includes this crash: the job and the supervisor learn of the exit at the
+// same moment on different goroutines, and without the wait the job that
+// makes the worker unhealthy could be reported without stopPod. Older events
+// are drained on the way. Jobs run one at a time, so this is the channel's
+// one reader.
+func (p *Pipeline) awaitCrashCounted(inc *supervisor.Incarnation) {
+	events := p.server.Crashes()
+	if events == nil {
+		return
+	}
+	t := time.NewTimer(crashCountWait)
+	defer t.Stop()
+	for {
+		select {
+		case ev := <-events:
+			if ev.Incarnation >= inc.N() {
+				return
+			}
+		case <-t.C:
+			p.log.Debug("the supervisor did not report the crash in time", "incarnation", inc.N())
+			return
+		}
+	}
 }
 
 // comfyDown maps a failed wait for ComfyUI to a job error.

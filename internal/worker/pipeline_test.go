@@ -358,3 +358,24 @@ func keys(m map[string]json.RawMessage) []string {
 	}
 	return out
 }
+
+func TestProgressNeverGoesBack(t *testing.T) {
+	needFFmpeg(t)
+	p, _ := start(t, comfytest.Options{StepDelay: 5 * time.Millisecond}, nil)
+	var rec recorder
+	if _, err := p.Handle(t.Context(), "job-pct", input(t, map[string]any{"width": 64, "height": 64, "length": 5}), rec.add); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	last := -1
+	for _, u := range rec.ps {
+		if u.Percent < last {
+			t.Fatalf("percent went back from %d to %d (%s): %v", last, u.Percent, u.Stage, rec.ps)
+		}
+		last = u.Percent
+	}
+	if last != 100 {
+		t.Errorf("last percent %d, want 100", last)
+	}
+}

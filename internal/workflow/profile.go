@@ -124,18 +124,30 @@ func dedupe(refs []ModelRef) []ModelRef {
 	return out
 }
 
-// modelFolder returns the model folder a loader input names a file in, or
-// "" when the input is not a model file name.
-func modelFolder(class, input string) string {
+// ModelFolder returns the model folder a loader's input names a file in (as
+// ComfyUI's loaders list them), and false when the input is not a model file
+// name. The checker, the ComfyUI client's error mapping and the fake ComfyUI
+// all use it.
+func ModelFolder(class, input string) (string, bool) {
 	switch class + "." + input {
 	case "UNETLoader.unet_name":
-		return FolderDiffusionModels
-	case "CLIPLoader.clip_name":
-		return FolderTextEncoders
+		return FolderDiffusionModels, true
+	case "CLIPLoader.clip_name", "DualCLIPLoader.clip_name1", "DualCLIPLoader.clip_name2":
+		return FolderTextEncoders, true
 	case "VAELoader.vae_name":
-		return FolderVAE
+		return FolderVAE, true
 	case "LoraLoaderModelOnly.lora_name", "LoraLoader.lora_name":
-		return FolderLoRAs
+		return FolderLoRAs, true
+	case "CheckpointLoaderSimple.ckpt_name":
+		return "checkpoints", true
+	case "CLIPVisionLoader.clip_name":
+		return "clip_vision", true
 	}
-	return ""
+	return "", false
+}
+
+// modelFolder is ModelFolder's folder, "" when the input names no model.
+func modelFolder(class, input string) string {
+	f, _ := ModelFolder(class, input)
+	return f
 }

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"github.com/wan22-worker/wan22-worker/internal/workflow"
 	"sort"
 )
 
@@ -20,26 +21,6 @@ var recordedObjectInfo []byte
 //
 //go:embed data/extra_nodes.json
 var extraNodes []byte
-
-// modelFolder returns the model folder a loader's combo input lists, as
-// ComfyUI's nodes do.
-func modelFolder(class, input string) (string, bool) {
-	switch class + "." + input {
-	case "UNETLoader.unet_name":
-		return "diffusion_models", true
-	case "CLIPLoader.clip_name", "DualCLIPLoader.clip_name1", "DualCLIPLoader.clip_name2":
-		return "text_encoders", true
-	case "VAELoader.vae_name":
-		return "vae", true
-	case "LoraLoaderModelOnly.lora_name", "LoraLoader.lora_name":
-		return "loras", true
-	case "CheckpointLoaderSimple.ckpt_name":
-		return "checkpoints", true
-	case "CLIPVisionLoader.clip_name":
-		return "clip_vision", true
-	}
-	return "", false
-}
 
 // nodeClass is what validation needs of one class.
 type nodeClass struct {
@@ -186,7 +167,7 @@ func parseInput(name string, required bool, spec any) (inputDef, error) {
 // options returns the list a combo input accepts, with the model folders and
 // the input directory filled in from the server's state.
 func (s *Server) comboOptions(class string, d inputDef) []string {
-	if folder, ok := modelFolder(class, d.name); ok {
+	if folder, ok := workflow.ModelFolder(class, d.name); ok {
 		list := s.modelList(folder)
 		if folder == "vae" {
 			// 0.3.64's VAELoader always offers pixel_space besides the files.
