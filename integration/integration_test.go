@@ -26,8 +26,9 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/runpod/runpodtest"
 )
 
-// binary is the worker built once for the package's tests.
-var binary string
+// binary is the worker built once for the package's tests; fakeComfyBinary
+// is cmd/fakecomfy, which the worker can start in place of ComfyUI.
+var binary, fakeComfyBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "wan22-integration-")
@@ -36,7 +37,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "wan22-worker")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/wan22-worker")
+	fakeComfyBinary = filepath.Join(dir, "fakecomfy")
+	build := exec.Command("go", "build", "-o", dir, "../cmd/wan22-worker", "../cmd/fakecomfy")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the worker:", err)
@@ -77,7 +79,8 @@ func testInput(t testing.TB, options map[string]any) map[string]any {
 type worker struct {
 	cmd    *exec.Cmd
 	stderr *strings.Builder
-	done   chan error
+	done   chan error    // receives the exit error once
+	exited chan struct{} // closed after the exit (done may have been read)
 }
 
 // startWorker runs the binary with args and env (on top of a clean base).
@@ -92,7 +95,7 @@ func startWorker(t testing.TB, env []string, args ...string) *worker {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{cmd: cmd, stderr: &stderr, done: make(chan error, 1)}
+	w := &worker{cmd: cmd, stderr: &stderr, done: make(chan error, 1), exited: make(chan struct{})}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -107,11 +110,12 @@ func startWorker(t testing.TB, env []string, args ...string) *worker {
 		pw.Close()
 		<-copied
 		w.done <- err
+		close(w.exited)
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		select {
-		case <-w.done:
+		case <-w.exited:
 		case <-time.After(10 * time.Second):
 		}
 		if t.Failed() {

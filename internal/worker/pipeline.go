@@ -19,6 +19,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/config"
 	"github.com/wan22-worker/wan22-worker/internal/deliver"
 	"github.com/wan22-worker/wan22-worker/internal/job"
+	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"github.com/wan22-worker/wan22-worker/internal/supervisor"
 	"github.com/wan22-worker/wan22-worker/internal/workflow"
@@ -181,7 +182,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.JobTimeout)
 		defer cancel()
 	}
-	log := p.log.With("job", id)
+	log := logging.WithJob(p.log, id) // requestId: RunPod's console filters on it
 	t0 := time.Now()
 	var tm Timings
 	lap := func(d *int64, since time.Time) time.Time {
@@ -202,7 +203,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	if err := p.server.Ready(ctx); err != nil {
 		return nil, p.comfyDown(err)
 	}
-	client := p.client()
+	client := comfy.New(p.server.URL(), p.hc, log.With("component", "comfy"))
 	if p.modelsErr != nil {
 		if err := p.checkProfileModels(ctx, client); err != nil {
 			return nil, err
