@@ -1,11 +1,11 @@
 package comfy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"github.com/wan22-worker/wan22-worker/internal/golden"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -112,20 +112,7 @@ func TestErrorMapping(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
-	golden := filepath.Join("testdata", "errors.golden.json")
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("error mapping differs from %s (run with -update and review the diff):\n%s", golden, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "errors.golden.json"), got, *update)
 	for _, r := range results {
 		for _, e := range r.Errors {
 			if e.Hint == "" && e.Code != apperr.Cancelled {

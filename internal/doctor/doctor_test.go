@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/wan22-worker/wan22-worker/internal/golden"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -439,7 +440,7 @@ func TestRunAndReport(t *testing.T) {
 	rep.Config = []config.Entry{{Name: "API_TOKEN", Value: "<set>", Source: "environment"}, {Name: "LOG_LEVEL", Value: "info", Source: "default"}}
 	text.WriteString("--- verbose ---\n")
 	rep.WriteText(&text)
-	golden(t, "report.golden", text.Bytes())
+	goldenFile(t, "report.golden", text.Bytes())
 
 	var js bytes.Buffer
 	rep.Config = nil
@@ -491,22 +492,7 @@ func TestChecksOnAnEmptyMachine(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func goldenFile(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got, *update)
 }

@@ -1,9 +1,9 @@
 package job
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
+	"github.com/wan22-worker/wan22-worker/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,23 +51,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			path := filepath.Join("testdata", "golden", tt.name+".json")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/job -run TestGolden -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the golden file (rerun with -update if intended):\n%s", path, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", tt.name+".json"), got, *update)
 		})
 	}
 }

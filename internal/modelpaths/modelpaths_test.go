@@ -3,6 +3,7 @@ package modelpaths
 import (
 	"bytes"
 	"flag"
+	"github.com/wan22-worker/wan22-worker/internal/golden"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -158,20 +159,7 @@ func TestResolveGolden(t *testing.T) {
 			if !reflect.DeepEqual(p.Missing, tc.missing) {
 				t.Errorf("missing = %q, want %q", p.Missing, tc.missing)
 			}
-			got := p.YAML()
-			golden := filepath.Join("testdata", tc.name+".yaml")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("YAML differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
+			golden.Check(t, filepath.Join("testdata", tc.name+".yaml"), p.YAML(), *update)
 		})
 	}
 }

@@ -73,7 +73,7 @@ func TestGolden(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			j, p := tc.job(), tc.prof()
 			b := mustBuild(t, j, p, tc.caps)
-			golden(t, tc.name, encode(t, b.Graph))
+			goldenGraph(t, tc.name, encode(t, b.Graph))
 			if probs := Check(b.Graph, schema, modelsFor(p, j)); len(probs) > 0 {
 				t.Errorf("graph fails the checker:\n%s", problemsText(probs))
 			}
@@ -87,7 +87,7 @@ func TestGoldenWarmup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "warmup", encode(t, b.Graph))
+	goldenGraph(t, "warmup", encode(t, b.Graph))
 	if probs := Check(b.Graph, recordedSchema(t), modelsFor(p, &job.Job{})); len(probs) > 0 {
 		t.Errorf("warm-up graph fails the checker:\n%s", problemsText(probs))
 	}

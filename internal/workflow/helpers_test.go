@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"github.com/wan22-worker/wan22-worker/internal/golden"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -98,49 +98,10 @@ func encode(t testing.TB, g Graph) []byte {
 	return buf.Bytes()
 }
 
-// golden compares got with testdata/golden/<name>.json, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
+// goldenGraph compares got with testdata/golden/<name>.json, or rewrites it with -update.
+func goldenGraph(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name+".json")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/workflow -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("graph differs from %s (run with -update if the change is intended):\n%s", path, diffLines(string(want), string(got)))
-	}
-}
-
-// diffLines shows the first differing lines of two texts.
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
-			if shown++; shown == 10 {
-				break
-			}
-		}
-	}
-	return b.String()
+	golden.Check(t, filepath.Join("testdata", "golden", name+".json"), got, *update)
 }
 
 // problemsText renders problems one per line, for failure messages.
