@@ -216,6 +216,10 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	}
 
 	// 3. Upload the prepared image and build the graph.
+	// Waiting for ComfyUI (a restart after a crash) and checking the model
+	// lists count as queueing: the job waits for the server.
+	var waited int64
+	t = lap(&waited, t)
 	prog(progress.Progress{Stage: progress.Uploading, Percent: 1})
 	name, err := client.Upload(ctx, j.UploadName(), bytes.NewReader(j.PNG))
 	if err != nil {
@@ -238,7 +242,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	if err != nil {
 		return nil, err
 	}
-	tm.Queue = out.Timings.Queued.Milliseconds()
+	tm.Queue = waited + out.Timings.Queued.Milliseconds()
 	tm.Inference = out.Timings.Execution.Milliseconds()
 	t = time.Now()
 	log.Debug("ComfyUI finished", "queued", out.Timings.Queued, "execution", out.Timings.Execution, "cached", out.Cached)
