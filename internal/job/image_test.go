@@ -2,7 +2,6 @@ package job
 
 import (
 	"bytes"
-	"golang.org/x/image/draw"
 	"image"
 	"image/color"
 	"image/png"
@@ -390,31 +389,6 @@ func TestLargeDownscale(t *testing.T) {
 	for _, c := range []struct{ x, lo, hi int }{{0, 0, 6}, {48, 122, 134}, {95, 249, 255}} {
 		if r := int(out.RGBAAt(c.x, 24).R); r < c.lo || r > c.hi {
 			t.Errorf("red at x=%d is %d, want %d…%d", c.x, r, c.lo, c.hi)
-		}
-	}
-}
-
-// TestScaleStripsIdentical: drawing in parallel strips gives the very bytes
-// of one Catmull-Rom call, for upscaling, downscaling and a padded target.
-func TestScaleStripsIdentical(t *testing.T) {
-	cases := []struct {
-		src    *image.RGBA
-		dr     image.Rectangle
-		dw, dh int
-	}{
-		{gradient(256, 200), image.Rect(0, 0, 832, 640), 832, 640},
-		{gradient(1000, 700), image.Rect(0, 0, 480, 336), 480, 336},
-		{gradient(300, 300), image.Rect(0, 96, 640, 736), 640, 832}, // letterboxed
-	}
-	for _, tc := range cases {
-		want := image.NewRGBA(image.Rect(0, 0, tc.dw, tc.dh))
-		draw.CatmullRom.Scale(want, tc.dr, tc.src, tc.src.Bounds(), draw.Src, nil)
-		for _, n := range []int{2, 3, 7} {
-			got := image.NewRGBA(image.Rect(0, 0, tc.dw, tc.dh))
-			scaleStrips(got, tc.dr, tc.src, tc.src.Bounds(), n)
-			if !bytes.Equal(got.Pix, want.Pix) {
-				t.Errorf("%v → %v in %d strips differs from one call", tc.src.Bounds(), tc.dr, n)
-			}
 		}
 	}
 }

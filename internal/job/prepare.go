@@ -5,8 +5,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"runtime"
-	"sync"
 
 	"golang.org/x/image/draw"
 
@@ -70,27 +68,7 @@ func scale(dst *image.RGBA, dr image.Rectangle, src image.Image, sr image.Rectan
 		src = boxShrink(src, sr, k)
 		sr = src.Bounds()
 	}
-	scaleStrips(dst, dr, src, sr, runtime.GOMAXPROCS(0))
-}
-
-// scaleStrips runs Catmull-Rom on n horizontal strips of dr at once. Each
-// strip is drawn through a sub-image of dst with the whole dr as the mapping,
-// so every pixel is computed exactly as in one call (a test checks the bytes
-// are identical); only the cheap horizontal pass is repeated per strip.
-func scaleStrips(dst *image.RGBA, dr image.Rectangle, src image.Image, sr image.Rectangle, n int) {
-	const minRows = 64 // below this a strip is not worth a goroutine
-	n = min(n, dr.Dy()/minRows)
-	if n < 2 {
-		draw.CatmullRom.Scale(dst, dr, src, sr, draw.Src, nil)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range n {
-		strip := image.Rect(dr.Min.X, dr.Min.Y+dr.Dy()*i/n, dr.Max.X, dr.Min.Y+dr.Dy()*(i+1)/n)
-		part := dst.SubImage(strip).(*image.RGBA)
-		wg.Go(func() { draw.CatmullRom.Scale(part, dr, src, sr, draw.Src, nil) })
-	}
-	wg.Wait()
+	draw.CatmullRom.Scale(dst, dr, src, sr, draw.Src, nil)
 }
 
 // boxShrink returns the sr part of src reduced k times in each direction,
