@@ -54,17 +54,19 @@ func render(src image.Image, orientation int, fit Fit, w, h int) *image.RGBA {
 }
 
 // scale draws the sr part of src into the dr part of dst: a plain copy when
-// the sizes match, Catmull-Rom otherwise. A source more than four times the
+// the sizes match, Catmull-Rom otherwise. A source at least twice the
 // destination's size is first reduced by an integer box filter (area
-// averaging), so that Catmull-Rom, whose kernel widens with the reduction,
-// works on at most about four times the destination: the same quality for a
-// fraction of the work on a large photo.
+// averaging, the right filter for shrinking) to between one and two times
+// the destination, so that Catmull-Rom, whose kernel and temporary buffer
+// grow with the source, works on at most twice the destination: the same
+// quality for a fraction of the time and memory on a large photo (a
+// 4000×3000 photo to 832×624 allocates about 25 MB instead of 54 MB).
 func scale(dst *image.RGBA, dr image.Rectangle, src image.Image, sr image.Rectangle) {
 	if dr.Size() == sr.Size() {
 		draw.Draw(dst, dr, src, sr.Min, draw.Src)
 		return
 	}
-	if k := min(sr.Dx()/dr.Dx(), sr.Dy()/dr.Dy()) / 2; k >= 2 {
+	if k := min(sr.Dx()/dr.Dx(), sr.Dy()/dr.Dy()); k >= 2 {
 		src = boxShrink(src, sr, k)
 		sr = src.Bounds()
 	}
