@@ -108,11 +108,16 @@ func CodeOf(err error) Code {
 	return Internal
 }
 
-// From converts any error into an *Error: an *Error in the chain is returned
-// as it is, anything else becomes INTERNAL with the error's text.
+// From converts any error into an *Error: a List in the chain is merged into
+// one error (see List.Merged), an *Error is returned as it is, anything else
+// becomes INTERNAL with the error's text.
 func From(err error) *Error {
 	if err == nil {
 		return nil
+	}
+	var l List
+	if errors.As(err, &l) && len(l) > 0 {
+		return l.Merged()
 	}
 	if e := As(err); e != nil {
 		return e
@@ -131,6 +136,38 @@ func (l List) Error() string {
 		parts[i] = e.Error()
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Merged folds the list into one error for the places that carry a single
+// error object (a job's output.error): the first error's code, node and
+// cause; every message, in order; the field when all share it; and every
+// distinct hint. A list of one is that error.
+func (l List) Merged() *Error {
+	if len(l) == 1 {
+		return l[0]
+	}
+	first := l[0]
+	m := &Error{Code: first.Code, Field: first.Field, NodeID: first.NodeID, NodeType: first.NodeType, Err: l}
+	msgs := make([]string, 0, len(l))
+	var hints []string
+	seen := map[string]bool{}
+	for _, e := range l {
+		msg := e.Message
+		if e.Field != "" && !strings.Contains(msg, e.Field) {
+			msg = e.Field + ": " + msg
+		}
+		msgs = append(msgs, msg)
+		if e.Field != first.Field {
+			m.Field = ""
+		}
+		if e.Hint != "" && !seen[e.Hint] {
+			seen[e.Hint] = true
+			hints = append(hints, e.Hint)
+		}
+	}
+	m.Message = fmt.Sprintf("%d problems: %s", len(l), strings.Join(msgs, "; "))
+	m.Hint = strings.Join(hints, "; ")
+	return m
 }
 
 // Unwrap exposes the elements to errors.Is and errors.As.

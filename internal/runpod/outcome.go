@@ -107,8 +107,8 @@ func Fail(e *apperr.Error) Outcome {
 // a bare context error takes the typed cause, else becomes CANCELLED or
 // TIMEOUT; anything else is INTERNAL (apperr.From).
 func ErrorOf(err error, cause error) *apperr.Error {
-	if e := apperr.As(err); e != nil {
-		return e
+	if apperr.As(err) != nil {
+		return apperr.From(err) // merges a list of errors into one
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if c := apperr.As(cause); c != nil {

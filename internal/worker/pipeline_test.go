@@ -243,11 +243,14 @@ func TestHandleErrors(t *testing.T) {
 func TestMissingProfileModel(t *testing.T) {
 	models := comfytest.DefaultModels()
 	delete(models, "vae")
+	delete(models, "text_encoders")
 	p, _ := start(t, comfytest.Options{Models: models}, nil)
 	_, err := p.Handle(t.Context(), "job-m", input(t, nil), nil)
-	e := apperr.As(err)
-	if e == nil || e.Code != apperr.ModelMissing || !strings.Contains(e.Message, "wan_2.1_vae.safetensors") {
-		t.Fatalf("want MODEL_MISSING naming the VAE, got %v", err)
+	// What the caller sees: one error naming every missing file.
+	e := apperr.From(err)
+	if e.Code != apperr.ModelMissing || !strings.Contains(e.Message, "wan_2.1_vae.safetensors") ||
+		!strings.Contains(e.Message, "umt5_xxl_fp8_e4m3fn_scaled.safetensors") {
+		t.Fatalf("want MODEL_MISSING naming the VAE and the text encoder, got %v", e)
 	}
 }
 
