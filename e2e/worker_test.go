@@ -135,7 +135,9 @@ func (e *env) startWorkerAPI(t *testing.T, bin, models string) *worker {
 		t.Fatal(err)
 	}
 	w.cmd = exec.Command(bin, "serve", "--api")
-	w.cmd.Env = e.workerEnv(t, models, w.comfyLog, fmt.Sprintf("API_ADDR=127.0.0.1:%d", port))
+	// WARMUP=on (the default under RunPod): the models are loaded by the
+	// warm-up run before the API answers. The last value of a key wins.
+	w.cmd.Env = e.workerEnv(t, models, w.comfyLog, fmt.Sprintf("API_ADDR=127.0.0.1:%d", port), "WARMUP=on")
 	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
 	begin := time.Now()
 	if err := w.cmd.Start(); err != nil {
@@ -323,6 +325,24 @@ func TestWorkerAPI(t *testing.T) {
 	models := e.fixtures(t)
 	w := e.startWorkerAPI(t, bin, models)
 	const prompt = "a yellow ball rolls across a blue floor"
+
+	t.Run("warm-up loads the models before the API answers", func(t *testing.T) {
+		b, err := os.ReadFile(w.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := string(b)
+		warm, listen := strings.Index(log, "warm-up done: models loaded"), strings.Index(log, "local API listening")
+		if warm < 0 || listen < 0 || warm > listen {
+			t.Fatalf("want the warm-up to finish before the API listens (warm-up at %d, listening at %d):\n%s",
+				warm, listen, tail(w.log, 30))
+		}
+		for _, line := range strings.Split(log, "\n") {
+			if strings.Contains(line, "warm-up done") {
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+	})
 
 	t.Run("ComfyUI killed mid-job fails COMFY_CRASHED", func(t *testing.T) {
 		offset := fileSize(w.comfyLog)

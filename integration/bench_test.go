@@ -1,9 +1,13 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/image/draw"
 
 	"github.com/wan22-worker/wan22-worker/internal/comfy/comfytest"
 	"github.com/wan22-worker/wan22-worker/internal/runpod/runpodtest"
@@ -59,8 +65,9 @@ func benchBatch(b *testing.B, videoSize, jobs int) {
 	srv := httptest.NewServer(clock)
 	b.Cleanup(srv.Close)
 	env := append(rp.Templates(srv.URL).Env(), "RUNPOD_POD_ID=pod-bench", "RUNPOD_AI_API_KEY=bench-key")
-	// An 832×832 PNG in, as the target says.
+	// An 832×832 PNG in, as the target says (test_input.json's image, scaled).
 	in := testInput(b, map[string]any{"width": 832, "height": 832, "length": 81, "seed": 1})
+	in["image"] = scaledPNG(b, in["image"].(string), 832, 832)
 	ids := make([]string, jobs)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("bench-%04d", i)
@@ -136,6 +143,25 @@ func benchBatch(b *testing.B, videoSize, jobs int) {
 	case <-w.done:
 	case <-time.After(30 * time.Second):
 	}
+}
+
+// scaledPNG returns the base64 PNG b64 scaled to w×h, as base64.
+func scaledPNG(b *testing.B, b64 string, w, h int) string {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), src, src.Bounds(), draw.Src, nil)
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, dst); err != nil {
+		b.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes())
 }
 
 // answerClock wraps the fake RunPod server and notes when it finished

@@ -24,7 +24,7 @@ import (
 )
 
 // testImage is the PNG embedded in the repository's test_input.json.
-func testImage(t *testing.T) string {
+func testImage(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "test_input.json"))
 	if err != nil {
@@ -41,7 +41,7 @@ func testImage(t *testing.T) string {
 	return in.Input.Image
 }
 
-func needFFmpeg(t *testing.T) {
+func needFFmpeg(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Skip("ffmpeg not installed (scripts/setup-test-deps.sh installs it)")
@@ -49,7 +49,7 @@ func needFFmpeg(t *testing.T) {
 }
 
 // start returns a started pipeline attached to a fake ComfyUI.
-func start(t *testing.T, opts comfytest.Options, env map[string]string) (*worker.Pipeline, *comfytest.Server) {
+func start(t testing.TB, opts comfytest.Options, env map[string]string) (*worker.Pipeline, *comfytest.Server) {
 	t.Helper()
 	fake := comfytest.New(opts)
 	t.Cleanup(fake.Close)
@@ -74,7 +74,7 @@ func start(t *testing.T, opts comfytest.Options, env map[string]string) (*worker
 	return p, fake
 }
 
-func input(t *testing.T, options map[string]any) json.RawMessage {
+func input(t testing.TB, options map[string]any) json.RawMessage {
 	t.Helper()
 	in := map[string]any{"prompt": "a cat turning its head", "image": testImage(t), "options": options}
 	b, err := json.Marshal(in)
