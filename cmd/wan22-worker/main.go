@@ -18,7 +18,7 @@ import (
 // collector return that memory promptly instead of letting the heap double,
 // which keeps the worker's footprint next to ComfyUI's small. It is soft: a
 // larger live heap still works.
-const memoryLimit = 48 << 20
+const memoryLimit = 40 << 20
 
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {

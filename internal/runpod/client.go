@@ -65,11 +65,26 @@ func (c *client) get(ctx context.Context, url string, limit int64) (int, http.He
 // postJob posts a job-done (or progress) body the way the SDK does: raw JSON
 // text with Content-Type application/x-www-form-urlencoded and a "charset:
 // utf-8" header. It returns the status and a short excerpt of the answer.
-func (c *client) postJob(ctx context.Context, url string, body []byte) (int, string, error) {
-	req, err := c.request(ctx, http.MethodPost, url, body)
+//
+// The body is sent as the concatenation of parts, so that a large result is
+// never copied into one buffer to be posted.
+func (c *client) postJob(ctx context.Context, url string, parts ...[]byte) (int, string, error) {
+	req, err := c.request(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return 0, "", err
 	}
+	body := func() io.Reader {
+		rs := make([]io.Reader, len(parts))
+		for i, p := range parts {
+			rs[i] = bytes.NewReader(p)
+		}
+		return io.MultiReader(rs...)
+	}
+	for _, p := range parts {
+		req.ContentLength += int64(len(p))
+	}
+	req.Body = io.NopCloser(body())
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header["charset"] = []string{"utf-8"} // lower-case as the SDK sends it
 	resp, err := c.http.Do(req)

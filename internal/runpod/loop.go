@@ -398,10 +398,7 @@ func (w *loop) execute(ctx context.Context, j takenJob, st *jobState, deadline t
 // replaced once by a small error result, never silently dropped.
 func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *slog.Logger) {
 	u := AppendQuery(JobURL(w.o.PostOutputURL, w.workerID, jobID), "isStream=false")
-	body := out.JSON()
-	// The body now holds the output (possibly megabytes of inline video):
-	// let the outcome's own copy go.
-	out.Output = nil
+	body := out.Parts()
 	until := deadline
 	if d := time.Now().Add(w.o.ResultWindow); d.After(until) {
 		until = d
@@ -412,11 +409,11 @@ func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *sl
 	replaced := false
 	for attempt := 1; ; attempt++ {
 		actx, acancel := context.WithTimeout(ctx, w.o.PostTimeout)
-		status, answer, err := w.c.postJob(actx, u, body)
+		status, answer, err := w.c.postJob(actx, u, body...)
 		acancel()
 		if err == nil && status >= 200 && status <= 299 {
 			if attempt > 1 || replaced {
-				log.Info("result accepted", "attempt", attempt, "bytes", len(body))
+				log.Info("result accepted", "attempt", attempt, "bytes", size(body))
 			}
 			return
 		}
@@ -438,19 +435,28 @@ func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *sl
 			return
 		}
 		var e *apperr.Error
-		if status == http.StatusRequestEntityTooLarge || len(body) > w.o.SmallResultBytes {
-			e = errTooLarge(len(body), status)
+		if status == http.StatusRequestEntityTooLarge || size(body) > w.o.SmallResultBytes {
+			e = errTooLarge(size(body), status)
 		} else {
 			e = errRejected(status, answer)
 		}
 		log.Error("RunPod refused the result; posting an error result instead",
-			"status", status, "bytes", len(body), "answer", answer, "code", e.Code)
+			"status", status, "bytes", size(body), "answer", answer, "code", e.Code)
 		small := Fail(e)
 		small.StopPod = out.StopPod
-		body = small.JSON()
+		body = small.Parts()
 		replaced = true
 		bo.reset()
 	}
+}
+
+// size is the length of a body sent in parts.
+func size(parts [][]byte) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
 }
 
 // inProgressFlag is job_in_progress: 1 while this worker holds any job.

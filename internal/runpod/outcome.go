@@ -36,37 +36,46 @@ type Outcome struct {
 // Failed reports whether the job failed.
 func (o Outcome) Failed() bool { return o.Err != nil }
 
-// JSON is the job-done body: {"error"?, "output"?, "stopPod"?}, in that
-// order. Output is already JSON (built by Finish or Fail) and may be
-// megabytes of inline video, so it is copied in as it is, into a body
-// allocated once at its final size, instead of being re-encoded.
-func (o Outcome) JSON() []byte {
-	var errField []byte
+// Parts is the job-done body — {"error"?, "output"?, "stopPod"?}, in that
+// order — as the pieces to send one after the other: the output (possibly
+// megabytes of inline video) is passed through as it is, never copied or
+// re-encoded (Finish and Fail built it as JSON already).
+func (o Outcome) Parts() [][]byte {
+	head := []byte{'{'}
 	if o.Error != "" {
-		errField, _ = json.Marshal(o.Error) // a string always encodes
+		e, _ := json.Marshal(o.Error) // a string always encodes
+		head = append(append(head, `"error":`...), e...)
 	}
-	n := 2 + len(`"error":,`) + len(errField) + len(`"output":,`) + len(o.Output) + len(`"stopPod":true`)
-	b := make([]byte, 0, n)
-	b = append(b, '{')
-	sep := func() {
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-	}
-	if o.Error != "" {
-		b = append(b, `"error":`...)
-		b = append(b, errField...)
-	}
-	if len(o.Output) > 0 {
-		sep()
-		b = append(b, `"output":`...)
-		b = append(b, o.Output...)
-	}
+	tail := []byte{}
 	if o.StopPod {
-		sep()
-		b = append(b, `"stopPod":true`...)
+		tail = append(tail, `,"stopPod":true`...)
 	}
-	return append(b, '}')
+	tail = append(tail, '}')
+	if len(o.Output) == 0 {
+		if o.Error == "" && o.StopPod {
+			tail = tail[1:] // no comma after a bare '{'
+		}
+		return [][]byte{head, tail}
+	}
+	if o.Error != "" {
+		head = append(head, ',')
+	}
+	head = append(head, `"output":`...)
+	return [][]byte{head, o.Output, tail}
+}
+
+// JSON is the job-done body in one piece (see Parts).
+func (o Outcome) JSON() []byte {
+	parts := o.Parts()
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
 }
 
 // errorOutput is output.error of a failed job.

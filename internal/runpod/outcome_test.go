@@ -138,3 +138,37 @@ func TestRunOnce(t *testing.T) {
 		})
 	}
 }
+
+func TestPartsJoinToJSON(t *testing.T) {
+	for _, o := range []runpod.Outcome{
+		{},
+		{StopPod: true},
+		{Error: "INTERNAL: x"},
+		{Error: "INTERNAL: x", StopPod: true},
+		{Output: []byte(`{"video":"QUJD"}`)},
+		{Output: []byte(`{"video":"QUJD"}`), StopPod: true},
+		{Error: "OUT_OF_MEMORY: \"quoted\"", Output: []byte(`{"error":{"code":"OUT_OF_MEMORY"}}`), StopPod: true},
+	} {
+		body := o.JSON()
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("%+v: body %s is not JSON: %v", o, body, err)
+		}
+		want := 0
+		if o.Error != "" {
+			want++
+		}
+		if len(o.Output) > 0 {
+			want++
+			if string(m["output"]) != string(o.Output) {
+				t.Errorf("output = %s, want %s", m["output"], o.Output)
+			}
+		}
+		if o.StopPod {
+			want++
+		}
+		if len(m) != want {
+			t.Errorf("%s has %d keys, want %d", body, len(m), want)
+		}
+	}
+}
