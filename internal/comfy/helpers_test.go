@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -165,26 +164,8 @@ func wanGraph(s graphSpec) (map[string]any, map[string]progress.Stage, string) {
 	return g, stages, out
 }
 
-// progressLog collects progress updates.
-type progressLog struct {
-	mu  sync.Mutex
-	all []progress.Progress
-}
-
-func (p *progressLog) add(u progress.Progress) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.all = append(p.all, u)
-}
-
-func (p *progressLog) list() []progress.Progress {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]progress.Progress(nil), p.all...)
-}
-
 // request uploads the image and returns a RunRequest for the test graph.
-func request(t *testing.T, c *comfy.Client, id string, s graphSpec, log *progressLog) comfy.RunRequest {
+func request(t *testing.T, c *comfy.Client, id string, s graphSpec, log *progress.Recorder) comfy.RunRequest {
 	t.Helper()
 	name, err := c.Upload(t.Context(), id+".png", bytes.NewReader(pngImage(t, s.width, s.height)))
 	if err != nil {
@@ -196,7 +177,7 @@ func request(t *testing.T, c *comfy.Client, id string, s graphSpec, log *progres
 	g, stages, out := wanGraph(s)
 	req := comfy.RunRequest{PromptID: id, Graph: g, Stages: stages, OutputNode: out, Steps: s.steps, Split: s.split}
 	if log != nil {
-		req.OnProgress = log.add
+		req.OnProgress = log.Add
 	}
 	return req
 }

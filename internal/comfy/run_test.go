@@ -74,7 +74,7 @@ func TestRunWritesRealVideo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := fake(t, comfytest.Options{})
 			c := client(t, s.URL)
-			var log progressLog
+			var log progress.Recorder
 			spec := defaultSpec("")
 			spec.core, spec.width, spec.height, spec.length, spec.fps = tc.core, tc.width, tc.height, tc.length, tc.fps
 			req := request(t, c, "job-"+tc.name, spec, &log)
@@ -93,7 +93,7 @@ func TestRunWritesRealVideo(t *testing.T) {
 			if out.Cached || out.Timings.Execution <= 0 || out.Timings.Queued < 0 {
 				t.Errorf("outcome %+v", out)
 			}
-			checkProgress(t, log.list(), spec.steps)
+			checkProgress(t, log.List(), spec.steps)
 
 			info := probe(t, download(t, c, v))
 			if info.Codec != "h264" || info.PixFmt != "yuv420p" || info.Width != tc.width || info.Height != tc.height ||
@@ -142,16 +142,16 @@ func TestRunCachedResubmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log progressLog
+	var log progress.Recorder
 	second, err := c.Run(testCtx(t), comfy.RunRequest{PromptID: "b", Graph: g, Stages: stages, OutputNode: outNode, Steps: 4, Split: 2,
-		OnProgress: log.add})
+		OnProgress: log.Add})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.Cached || !second.Cached || second.Video.Filename != first.Video.Filename || len(second.CachedNodes) != len(g) {
 		t.Errorf("first %+v\nsecond %+v", first, second)
 	}
-	if ps := log.list(); len(ps) == 0 || ps[len(ps)-1].Percent != 99 {
+	if ps := log.List(); len(ps) == 0 || ps[len(ps)-1].Percent != 99 {
 		t.Errorf("progress of a cached run: %v", ps)
 	}
 	// A new seed reruns the samplers and everything after them only.
@@ -376,7 +376,7 @@ func TestRunSurvivesWebsocketTrouble(t *testing.T) {
 			tc.opts.Video = []byte("video bytes")
 			s := fake(t, tc.opts)
 			c := client(t, s.URL)
-			var log progressLog
+			var log progress.Recorder
 			req := request(t, c, "job-ws", defaultSpec(""), &log)
 			out, err := c.Run(testCtx(t), req)
 			if err != nil {
@@ -385,7 +385,7 @@ func TestRunSurvivesWebsocketTrouble(t *testing.T) {
 			if out.Video.Node != "16" || !strings.HasSuffix(out.Video.Filename, ".mp4") {
 				t.Errorf("video %+v", out.Video)
 			}
-			ps := log.list()
+			ps := log.List()
 			for i := 1; i < len(ps); i++ {
 				if ps[i].Percent < ps[i-1].Percent {
 					t.Errorf("percent went down: %v", ps)

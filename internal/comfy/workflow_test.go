@@ -2,6 +2,7 @@ package comfy_test
 
 import (
 	"bytes"
+	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"testing"
 
 	"github.com/wan22-worker/wan22-worker/internal/comfy"
@@ -45,16 +46,16 @@ func TestRunBuiltGraph(t *testing.T) {
 			if name != b.ImageName {
 				t.Fatalf("uploaded as %q, graph loads %q", name, b.ImageName)
 			}
-			var log progressLog
+			var log progress.Recorder
 			out, err := c.Run(testCtx(t), comfy.RunRequest{PromptID: "warmup", Graph: b.Graph, Stages: b.Stages(),
-				OutputNode: b.OutputNode, Steps: b.Steps, Split: b.Split, OnProgress: log.add, ExtraPNGInfo: b.ExtraPNGInfo})
+				OutputNode: b.OutputNode, Steps: b.Steps, Split: b.Split, OnProgress: log.Add, ExtraPNGInfo: b.ExtraPNGInfo})
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
 			if out.Video.Node != b.OutputNode {
 				t.Errorf("video from node %s, want %s", out.Video.Node, b.OutputNode)
 			}
-			checkProgress(t, log.list(), b.Steps)
+			checkProgress(t, log.List(), b.Steps)
 			info2 := probe(t, download(t, c, out.Video))
 			if info2.Codec != "h264" || info2.PixFmt != "yuv420p" || info2.Width != workflow.WarmupWidth ||
 				info2.Height != workflow.WarmupHeight || info2.Frames != "5" {

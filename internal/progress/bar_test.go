@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -245,4 +246,19 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+func TestRecorder(t *testing.T) {
+	var r Recorder
+	for _, p := range []Progress{{Stage: Queued}, {Stage: Uploading, Percent: 1}, {Stage: SamplingHigh, Percent: 20, Step: 1, Steps: 6},
+		{Stage: SamplingHigh, Percent: 30, Step: 2, Steps: 6}, {Stage: Delivering, Percent: 100}} {
+		r.Add(p)
+	}
+	if got := r.List(); len(got) != 5 || got[3].Step != 2 {
+		t.Fatalf("List = %+v", got)
+	}
+	want := []Stage{Queued, Uploading, SamplingHigh, Delivering}
+	if got := r.Stages(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Stages = %v, want %v", got, want)
+	}
 }

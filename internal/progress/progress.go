@@ -3,6 +3,8 @@
 // ComfyUI client produces, RunPod forwards and the CLI draws.
 package progress
 
+import "sync"
+
 // Stage is one stage of a job, in the order they happen.
 type Stage string
 
@@ -34,3 +36,36 @@ type Func func(Progress)
 
 // Nop discards progress.
 func Nop(Progress) {}
+
+// Recorder keeps every update it is given, for callers (and tests) that want
+// the whole history of a job's progress. It is safe for concurrent use.
+type Recorder struct {
+	mu  sync.Mutex
+	all []Progress
+}
+
+// Add records one update; it is a Func.
+func (r *Recorder) Add(p Progress) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.all = append(r.all, p)
+}
+
+// List returns a copy of the updates so far, in order.
+func (r *Recorder) List() []Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Progress(nil), r.all...)
+}
+
+// Stages returns the stages the updates went through, each run of equal
+// stages once.
+func (r *Recorder) Stages() []Stage {
+	var out []Stage
+	for _, p := range r.List() {
+		if len(out) == 0 || out[len(out)-1] != p.Stage {
+			out = append(out, p.Stage)
+		}
+	}
+	return out
+}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,39 +83,15 @@ func input(t testing.TB, options map[string]any) json.RawMessage {
 	return b
 }
 
-// recorder collects progress updates.
-type recorder struct {
-	mu sync.Mutex
-	ps []progress.Progress
-}
-
-func (r *recorder) add(p progress.Progress) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ps = append(r.ps, p)
-}
-
-func (r *recorder) stages() []progress.Stage {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []progress.Stage
-	for _, p := range r.ps {
-		if len(out) == 0 || out[len(out)-1] != p.Stage {
-			out = append(out, p.Stage)
-		}
-	}
-	return out
-}
-
 func TestHandleInline(t *testing.T) {
 	needFFmpeg(t)
 	p, fake := start(t, comfytest.Options{}, nil)
-	var rec recorder
+	var rec progress.Recorder
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	res, err := p.Handle(ctx, "job-inline-1", input(t, map[string]any{
 		"width": 256, "height": 160, "length": 9, "frame_rate": 16, "seed": 42, "last_frame": true,
-	}), rec.add)
+	}), rec.Add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +129,7 @@ func TestHandleInline(t *testing.T) {
 		t.Errorf("timings = %+v", res.Timings)
 	}
 	want := []progress.Stage{progress.Queued, progress.Uploading}
-	st := rec.stages()
+	st := rec.Stages()
 	if len(st) < 4 || st[0] != want[0] || st[1] != want[1] || st[len(st)-1] != progress.Delivering {
 		t.Errorf("stages = %v", st)
 	}
@@ -365,16 +340,15 @@ func keys(m map[string]json.RawMessage) []string {
 func TestProgressNeverGoesBack(t *testing.T) {
 	needFFmpeg(t)
 	p, _ := start(t, comfytest.Options{StepDelay: 5 * time.Millisecond}, nil)
-	var rec recorder
-	if _, err := p.Handle(t.Context(), "job-pct", input(t, map[string]any{"width": 64, "height": 64, "length": 5}), rec.add); err != nil {
+	var rec progress.Recorder
+	if _, err := p.Handle(t.Context(), "job-pct", input(t, map[string]any{"width": 64, "height": 64, "length": 5}), rec.Add); err != nil {
 		t.Fatal(err)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
+	ps := rec.List()
 	last := -1
-	for _, u := range rec.ps {
+	for _, u := range ps {
 		if u.Percent < last {
-			t.Fatalf("percent went back from %d to %d (%s): %v", last, u.Percent, u.Stage, rec.ps)
+			t.Fatalf("percent went back from %d to %d (%s): %v", last, u.Percent, u.Stage, ps)
 		}
 		last = u.Percent
 	}
