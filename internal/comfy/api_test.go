@@ -67,7 +67,7 @@ func TestUploadSendsWhatComfyExpects(t *testing.T) {
 func TestUploadToFake(t *testing.T) {
 	s := fake(t, comfytest.Options{})
 	c := client(t, s.URL)
-	for i, data := range [][]byte{pngImage(t, 8, 8), pngImage(t, 16, 16)} {
+	for i, data := range [][]byte{comfytest.GradientPNG(8, 8), comfytest.GradientPNG(16, 16)} {
 		name, err := c.Upload(t.Context(), "job-7.png", bytes.NewReader(data))
 		if err != nil || name != "job-7.png" {
 			t.Fatalf("upload %d: %q, %v", i, name, err)

@@ -27,7 +27,7 @@ func BenchmarkJobOverhead(b *testing.B) {
 	}
 	s := fake(b, comfytest.Options{Video: video})
 	c := client(b, s.URL)
-	img := pngImage(b, 832, 832)
+	img := comfytest.GradientPNG(832, 832)
 	spec := defaultSpec("")
 	spec.width, spec.height, spec.length, spec.steps, spec.split = 832, 832, 81, 6, 3
 	b.ReportAllocs()

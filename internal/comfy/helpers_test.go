@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"log/slog"
 	"os"
@@ -67,21 +64,6 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func pngImage(t testing.TB, w, h int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.Set(x, y, color.RGBA{uint8(x * 3), uint8(y * 3), 200, 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 // graphSpec is the test graph's parameters.
@@ -167,7 +149,7 @@ func wanGraph(s graphSpec) (map[string]any, map[string]progress.Stage, string) {
 // request uploads the image and returns a RunRequest for the test graph.
 func request(t *testing.T, c *comfy.Client, id string, s graphSpec, log *progress.Recorder) comfy.RunRequest {
 	t.Helper()
-	name, err := c.Upload(t.Context(), id+".png", bytes.NewReader(pngImage(t, s.width, s.height)))
+	name, err := c.Upload(t.Context(), id+".png", bytes.NewReader(comfytest.GradientPNG(s.width, s.height)))
 	if err != nil {
 		t.Fatalf("Upload: %v", err)
 	}

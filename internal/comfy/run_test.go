@@ -134,7 +134,7 @@ func TestRunCachedResubmission(t *testing.T) {
 	s := fake(t, comfytest.Options{Video: []byte("not really a video")})
 	c := client(t, s.URL)
 	spec := defaultSpec("same.png")
-	if _, err := c.Upload(t.Context(), "same.png", bytes.NewReader(pngImage(t, 64, 64))); err != nil {
+	if _, err := c.Upload(t.Context(), "same.png", bytes.NewReader(comfytest.GradientPNG(64, 64))); err != nil {
 		t.Fatal(err)
 	}
 	g, stages, outNode := wanGraph(spec)

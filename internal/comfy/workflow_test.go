@@ -39,7 +39,7 @@ func TestRunBuiltGraph(t *testing.T) {
 			if b.Writer != tc.writer {
 				t.Fatalf("writer %s, want %s", b.Writer, tc.writer)
 			}
-			name, err := c.Upload(t.Context(), b.ImageName, bytes.NewReader(pngImage(t, workflow.WarmupWidth, workflow.WarmupHeight)))
+			name, err := c.Upload(t.Context(), b.ImageName, bytes.NewReader(comfytest.GradientPNG(workflow.WarmupWidth, workflow.WarmupHeight)))
 			if err != nil {
 				t.Fatal(err)
 			}

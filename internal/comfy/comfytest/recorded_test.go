@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -41,21 +38,6 @@ type exchange struct {
 	Body    json.RawMessage `json:"body"`
 }
 
-func pngBytes(t testing.TB, w, h int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			img.Set(x, y, color.RGBA{uint8(x * 4), uint8(y * 4), 128, 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // recordedServer is a fake set up like the recording session: no models,
 // example.png in input/ (as ComfyUI ships it), plus the uploaded files.
 func recordedServer(t *testing.T) *Server {
@@ -63,9 +45,9 @@ func recordedServer(t *testing.T) *Server {
 	s := New(Options{Models: map[string][]string{}})
 	t.Cleanup(s.Close)
 	for name, data := range map[string][]byte{
-		"example.png":       pngBytes(t, 8, 8),
-		"start_64.png":      pngBytes(t, 64, 64),
-		"jobs/start_64.png": pngBytes(t, 64, 64),
+		"example.png":       GradientPNG(8, 8),
+		"start_64.png":      GradientPNG(64, 64),
+		"jobs/start_64.png": GradientPNG(64, 64),
 		"broken.png":        []byte("not an image"),
 	} {
 		p := filepath.Join(s.InputDir(), filepath.FromSlash(name))
@@ -322,12 +304,12 @@ func TestRecordedUploadRename(t *testing.T) {
 	}
 	json.Unmarshal(readRecorded(t, "upload_image_subfolder_rename.json"), &rec)
 	fields := map[string]string{"subfolder": "jobs2"}
-	st, b := upload(pngBytes(t, 64, 64), fields)
+	st, b := upload(GradientPNG(64, 64), fields)
 	want := strings.ReplaceAll(string(rec.First.Body), `"jobs"`, `"jobs2"`)
 	if st != rec.First.Status || !reflect.DeepEqual(canonical(t, b), canonical(t, []byte(want))) {
 		t.Errorf("first upload: %d %s, want %s", st, b, want)
 	}
-	st, b = upload(pngBytes(t, 32, 32), fields)
+	st, b = upload(GradientPNG(32, 32), fields)
 	want = strings.ReplaceAll(string(rec.Second.Body), `"jobs"`, `"jobs2"`)
 	if st != rec.Second.Status || !reflect.DeepEqual(canonical(t, b), canonical(t, []byte(want))) {
 		t.Errorf("second upload: %d %s, want %s", st, b, want)
@@ -335,7 +317,7 @@ func TestRecordedUploadRename(t *testing.T) {
 	// With overwrite the name is kept.
 	var ex exchange
 	json.Unmarshal(readRecorded(t, "upload_image.json"), &ex)
-	st, b = upload(pngBytes(t, 16, 16), map[string]string{"overwrite": "true", "type": "input"})
+	st, b = upload(GradientPNG(16, 16), map[string]string{"overwrite": "true", "type": "input"})
 	if st != ex.Status || !reflect.DeepEqual(canonical(t, b), canonical(t, ex.Body)) {
 		t.Errorf("overwrite upload: %d %s, want %s", st, b, ex.Body)
 	}
