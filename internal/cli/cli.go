@@ -142,6 +142,24 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
+// parseConfigFlags registers every setting as a flag on fs (after the
+// command's own flags), parses args and loads the configuration: flags beat
+// the environment, which beats the defaults. It returns ok=false with the
+// exit code when the command should stop: help asked, a bad flag, or an
+// invalid setting (reported on stderr under the command's name).
+func parseConfigFlags(env *Env, fs *flag.FlagSet, name string, args []string) (cfg *config.Config, code int, ok bool) {
+	config.Register(fs)
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, code, false
+	}
+	cfg, err := config.Load(fs, env.Getenv)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "wan22-worker %s: invalid configuration:\n%v\n", name, err)
+		return nil, exitInvalid, false
+	}
+	return cfg, 0, true
+}
+
 // readInput reads a file argument: "-" or none means stdin.
 func readInput(env *Env, args []string) ([]byte, string, error) {
 	if len(args) > 1 {

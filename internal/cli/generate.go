@@ -104,8 +104,8 @@ func generateCommand() *command {
 			opts[o.name] = &v.s
 			fs.Var(v, o.name, o.help)
 		}
-		config.Register(fs)
-		if code, ok := parseFlags(fs, args); !ok {
+		cfg, code, ok := parseConfigFlags(env, fs, c.name, args)
+		if !ok {
 			return code
 		}
 		if g.image == "" || g.prompt == "" {
@@ -118,11 +118,6 @@ func generateCommand() *command {
 		input, err := generateInput(g, opts, given)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "generate: %v\n", err)
-			return exitInvalid
-		}
-		cfg, err := config.Load(fs, env.Getenv)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "generate: invalid configuration:\n%v\n", err)
 			return exitInvalid
 		}
 		return generate(ctx, env, cfg, g, input)

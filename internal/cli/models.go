@@ -91,18 +91,13 @@ type modelsSetup struct {
 // modelsLoad parses the flags and configuration and lists the profile's
 // files. It returns (code, false) when the command should stop.
 func modelsLoad(env *Env, fs *flag.FlagSet, args []string, dir *string, only *string, deps modelsDeps) (*modelsSetup, int, bool) {
-	config.Register(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	cfg, code, ok := parseConfigFlags(env, fs, "models "+fs.Name(), args)
+	if !ok {
 		return nil, code, false
 	}
 	name := "wan22-worker models " + fs.Name()
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "%s: unexpected arguments: %s\n", name, strings.Join(fs.Args(), " "))
-		return nil, exitInvalid, false
-	}
-	cfg, err := config.Load(fs, env.Getenv)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "%s: configuration: %v\n", name, err)
 		return nil, exitInvalid, false
 	}
 	items := deps.manifest.Items(models.Wanted(cfg))

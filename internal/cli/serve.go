@@ -32,17 +32,12 @@ func serveCommand() *command {
 		fs := newFlagSet(env, c)
 		apiMode := fs.Bool("api", false, "serve the local RunPod-compatible API on API_ADDR instead of taking RunPod jobs")
 		testInput := fs.String("test-input", "", "run the job in this file ({\"input\": {...}}) once, print the result, exit 0/1")
-		config.Register(fs)
-		if code, ok := parseFlags(fs, args); !ok {
+		cfg, code, ok := parseConfigFlags(env, fs, c.name, args)
+		if !ok {
 			return code
 		}
 		if fs.NArg() > 0 {
 			fmt.Fprintf(env.Stderr, "serve: unexpected argument %q\n", fs.Arg(0))
-			return exitInvalid
-		}
-		cfg, err := config.Load(fs, env.Getenv)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "serve: invalid configuration:\n%v\n", err)
 			return exitInvalid
 		}
 		log := logging.New(env.Stderr, cfg)

@@ -21,14 +21,9 @@ func validateCommand() *command {
 	}
 	c.run = func(ctx context.Context, env *Env, args []string) int {
 		fs := newFlagSet(env, c)
-		config.Register(fs)
-		if code, ok := parseFlags(fs, args); !ok {
+		cfg, code, ok := parseConfigFlags(env, fs, c.name, args)
+		if !ok {
 			return code
-		}
-		cfg, err := config.Load(fs, env.Getenv)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "wan22-worker validate: configuration: %v\n", err)
-			return exitInvalid
 		}
 		data, _, err := readInput(env, fs.Args())
 		if err != nil {

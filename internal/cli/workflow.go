@@ -30,19 +30,17 @@ func workflowCommand() *command {
 		compileNode := fs.Bool("torch-compile-node", true, "the server has the TorchCompileModel node (needed when TORCH_COMPILE=1)")
 		id := fs.String("id", "", "job id (names the uploaded image and the output folder); default: the file's \"id\", else "+workflowLocalID)
 		warmup := fs.Bool("warmup-graph", false, "print the warm-up graph instead of a job's (no job file is read)")
-		config.Register(fs)
-		if code, ok := parseFlags(fs, args); !ok {
+		cfg, code, ok := parseConfigFlags(env, fs, c.name, args)
+		if !ok {
 			return code
-		}
-		cfg, err := config.Load(fs, env.Getenv)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "wan22-worker workflow: configuration: %v\n", err)
-			return exitInvalid
 		}
 		prof := workflow.ProfileFrom(cfg)
 		caps := workflow.Capabilities{VideoHelperSuite: *vhs, TorchCompile: *compileNode}
 
-		var built *workflow.Built
+		var (
+			built *workflow.Built
+			err   error
+		)
 		if *warmup {
 			if fs.NArg() > 0 {
 				fmt.Fprintln(env.Stderr, "wan22-worker workflow: --warmup-graph reads no job file")
