@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
 	"image/png"
 	"log/slog"
 	"net/http"
@@ -146,20 +145,20 @@ func (p *Pipeline) Warmup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	name, err := client.Upload(ctx, built.ImageName, bytes.NewReader(warmupImage(built)))
+	name, err := client.Upload(ctx, built.ImageName, bytes.NewReader(warmupImage()))
 	if err != nil {
 		return err
 	}
 	setImage(built, name)
-	defer p.cleanup(built.Graph, workflow.WarmupJobID, name, nil)
-	out, err := p.runOnComfy(ctx, client, comfy.RunRequest{
+	var out *comfy.Outcome
+	defer func() { p.cleanup(workflow.WarmupJobID, name, out) }()
+	out, err = p.runOnComfy(ctx, client, comfy.RunRequest{
 		PromptID: workflow.WarmupJobID, Graph: built.Graph, Stages: built.Stages(), OutputNode: built.OutputNode,
 		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: progress.Nop,
 	})
 	if err != nil {
 		return err
 	}
-	p.cleanupOutputs(out)
 	p.log.Info("warm-up done: models loaded", "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
@@ -234,7 +233,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 
 	// 4. Run it, failing fast if ComfyUI dies under the job.
 	var out *comfy.Outcome
-	defer func() { p.cleanup(built.Graph, id, name, out) }()
+	defer func() { p.cleanup(id, name, out) }()
 	out, err = p.runOnComfy(ctx, client, comfy.RunRequest{
 		PromptID: id, Graph: built.Graph, Stages: built.Stages(), OutputNode: built.OutputNode,
 		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: onComfy(prog),
@@ -397,7 +396,7 @@ func (p *Pipeline) comfyDown(err error) error {
 // cleanup removes what a job left in ComfyUI: its history entry, its input
 // image and its output files. It runs on a fresh context: the job's own may
 // be over.
-func (p *Pipeline) cleanup(_ workflow.Graph, promptID, input string, out *comfy.Outcome) {
+func (p *Pipeline) cleanup(promptID, input string, out *comfy.Outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cleanupTimeout)
 	defer cancel()
 	if err := p.client().Cleanup(ctx, promptID); err != nil {
@@ -473,10 +472,10 @@ func setImage(b *workflow.Built, name string) {
 }
 
 // warmupImage is a mid-grey PNG of the warm-up graph's size.
-func warmupImage(b *workflow.Built) []byte {
+func warmupImage() []byte {
 	img := image.NewGray(image.Rect(0, 0, workflow.WarmupWidth, workflow.WarmupHeight))
 	for i := range img.Pix {
-		img.Pix[i] = color.Gray{Y: 128}.Y
+		img.Pix[i] = 128
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
