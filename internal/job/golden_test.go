@@ -33,6 +33,15 @@ func TestGolden(t *testing.T) {
 		{"webp_data_uri", `{"prompt": "x", "image": "data:image/webp;base64,WEBP", "options": {"seed": 1, "output": "volume"}}`},
 		{"nulls", `{"prompt": "x", "image": "PNG", "negative_prompt": null,
 			"options": {"width": null, "height": null, "seed": null, "loras": null, "output": null}}`},
+		// Issue 12's job: end frame, resolution and aspect ratio, interpolation, per-expert cfg, preset.
+		{"end_frame_480p_16x9_quality", `{"prompt": "a door opening", "image": "PNG", "end_image": "PORTRAIT",
+			"options": {"resolution": "480p", "aspect_ratio": "16:9", "preset": "quality", "cfg_high": 4,
+			"interpolate": {"factor": 2, "method": "ffmpeg"}, "video_quality": "maximum", "seed": 3}}`},
+		{"resolution_720p_auto", `{"prompt": "x", "image": "PORTRAIT", "options": {"resolution": "720p", "seed": 5}}`},
+		{"preset_balanced_crf_wins", `{"prompt": "x", "image": "PNG",
+			"options": {"preset": "balanced", "video_quality": "low", "crf": 21, "distill_lora": "none", "seed": 9,
+			"interpolate": {"factor": 3}, "frame_rate": 30}}`},
+		{"aspect_only", `{"prompt": "x", "image": "PNG", "options": {"aspect_ratio": "9:16", "seed": 11}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +54,14 @@ func TestGolden(t *testing.T) {
 			cfg := decodePNG(t, j.PNG).Bounds()
 			if cfg.Dx() != j.Options.Width || cfg.Dy() != j.Options.Height {
 				t.Errorf("prepared image %v, options say %dx%d", cfg, j.Options.Width, j.Options.Height)
+			}
+			if (j.EndImage != nil) != (j.EndPNG != nil) {
+				t.Errorf("end image info %v but %d PNG bytes", j.EndImage, len(j.EndPNG))
+			}
+			if j.EndPNG != nil {
+				if b := decodePNG(t, j.EndPNG).Bounds(); b != cfg {
+					t.Errorf("prepared end image %v, start image %v", b, cfg)
+				}
 			}
 			got, err := json.MarshalIndent(j, "", "  ")
 			if err != nil {

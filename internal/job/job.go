@@ -59,6 +59,50 @@ type Options struct {
 	CRF       int     `json:"crf"`
 	LastFrame bool    `json:"last_frame"`
 	Output    Output  `json:"output"`
+
+	// Resolution is the short side the size came from ("480p", "580p",
+	// "720p"), "" when the size came from width/height or the image.
+	Resolution Resolution `json:"resolution,omitempty"`
+	// AspectRatio is the aspect ratio the size follows: "auto" (the image's)
+	// or a fixed ratio such as "16:9".
+	AspectRatio AspectRatio `json:"aspect_ratio"`
+	// Preset is the preset whose defaults the options started from.
+	Preset Preset `json:"preset"`
+	// CFGHigh and CFGLow are the guidance of the high- and low-noise
+	// samplers (default: CFG).
+	CFGHigh float64 `json:"cfg_high"`
+	CFGLow  float64 `json:"cfg_low"`
+	// DistillLoRA says which experts get the configured step-distill LoRA
+	// (LORA_HIGH / LORA_LOW); "" means both.
+	DistillLoRA DistillLoRA `json:"distill_lora"`
+	// VideoQuality is the named quality CRF came from, "" when none was given.
+	VideoQuality VideoQuality `json:"video_quality,omitempty"`
+	// Interpolate raises the frame rate after generation; nil for off.
+	// FrameRate is then the rate of the delivered (interpolated) video.
+	Interpolate *Interpolate `json:"interpolate,omitempty"`
+}
+
+// ModelFrameRate is the rate the model's frames are written at: FrameRate,
+// or FrameRate/factor when the video is interpolated afterwards.
+func (o Options) ModelFrameRate() float64 {
+	if o.Interpolate != nil && o.Interpolate.Factor > 1 {
+		return o.FrameRate / float64(o.Interpolate.Factor)
+	}
+	return o.FrameRate
+}
+
+// HighCFG and LowCFG are the guidance of each sampler: CFGHigh/CFGLow, or CFG
+// when they are unset (a hand-built job).
+func (o Options) HighCFG() float64 { return orCFG(o.CFGHigh, o.CFG) }
+
+// LowCFG: see HighCFG.
+func (o Options) LowCFG() float64 { return orCFG(o.CFGLow, o.CFG) }
+
+func orCFG(v, cfg float64) float64 {
+	if v > 0 {
+		return v
+	}
+	return cfg
 }
 
 // ImageInfo describes the input image as received (after EXIF orientation).
@@ -80,17 +124,24 @@ type Job struct {
 	NegativePrompt string    `json:"negative_prompt"`
 	Options        Options   `json:"options"`
 	Image          ImageInfo `json:"image"`
+	// EndImage describes the end frame, when the job gives one.
+	EndImage *ImageInfo `json:"end_image,omitempty"`
 	// SeedRandom is true when the seed was not given and was drawn at random.
 	SeedRandom bool `json:"seed_random"`
 	// PNG is the prepared image: exactly Options.Width×Options.Height, RGB,
 	// PNG-encoded, ready for upload. Not part of the normalized JSON.
 	PNG []byte `json:"-"`
+	// EndPNG is the prepared end frame, like PNG; nil without end_image.
+	EndPNG []byte `json:"-"`
 }
 
 // UploadName is the file name the image is uploaded to ComfyUI under, derived
 // from the job id so that concurrent and repeated jobs never collide and a
 // retry of the same job overwrites its own file.
 func (j *Job) UploadName() string { return "wan22_" + safeName(j.ID) + ".png" }
+
+// EndUploadName is the file name of the end frame's upload.
+func (j *Job) EndUploadName() string { return "wan22_" + safeName(j.ID) + "_end.png" }
 
 // safeName keeps [A-Za-z0-9._-] and replaces anything else with '_'.
 func safeName(s string) string {

@@ -16,12 +16,13 @@ import (
 )
 
 // inputKeys are the keys of a job's input, in documentation order.
-func inputKeys() []string { return []string{"prompt", "image", "negative_prompt", "options"} }
+func inputKeys() []string { return []string{"prompt", "image", "negative_prompt", "options", "end_image"} }
 
 // optionKeys are the keys of input.options, in documentation order.
 func optionKeys() []string {
 	return []string{"width", "height", "fit", "length", "steps", "split_step", "cfg", "shift", "sampler",
-		"scheduler", "frame_rate", "seed", "loras", "crf", "last_frame", "output"}
+		"scheduler", "frame_rate", "seed", "loras", "crf", "last_frame", "output",
+		"resolution", "aspect_ratio", "preset", "cfg_high", "cfg_low", "distill_lora", "video_quality", "interpolate"}
 }
 
 // loraKeys are the keys of one entry of options.loras.
@@ -49,6 +50,7 @@ type spec struct {
 	widthGiven  bool
 	heightGiven bool
 	image       imageSource
+	endImage    *imageSource // nil without end_image
 }
 
 func parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetcher, rnd io.Reader) (*Job, error) {
@@ -59,40 +61,105 @@ func parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetc
 				errs = append(errs, apperr.From(err))
 			}
 		}
+		if s != nil && s.endImage != nil && s.endImage.data != nil {
+			if _, err := inspect(s.endImage.data, lim); err != nil {
+				errs = append(errs, apperr.As(endImageError(apperr.From(err))))
+			}
+		}
 		return nil, asError(errs)
 	}
 	j := s.job
 	j.ID = id
 
-	data := s.image.data
-	if s.image.kind == SourceURL {
-		if fetch == nil {
-			return nil, apperr.Field(apperr.ImageFetchFailed, "image", "image URLs are not fetched here",
-				"send the image as base64 or a data: URI")
-		}
-		var err error
-		if data, err = fetch.Fetch(ctx, s.image.url); err != nil {
-			return nil, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	img, err := decodeImage(data, lim)
+	img, info, err := readImage(ctx, s.image, lim, fetch)
 	if err != nil {
 		return nil, err
 	}
-	w, h := img.orientedSize()
-	j.Image = ImageInfo{Source: s.image.kind, Format: img.hdr.format, Width: w, Height: h, Bytes: len(data),
-		Orientation: img.hdr.orientation}
-	j.Options.Width, j.Options.Height = chooseSize(j.Options.Width, j.Options.Height, w, h, lim.MaxPixels)
+	j.Image = info
+	var end *decoded
+	if s.endImage != nil {
+		var endInfo ImageInfo
+		if end, endInfo, err = readImage(ctx, *s.endImage, lim, fetch); err != nil {
+			return nil, endImageError(err)
+		}
+		j.EndImage = &endInfo
+	}
+	o := &j.Options
+	if side := o.Resolution.ShortSide(); side > 0 {
+		rw, rh := o.AspectRatio.Ratio()
+		if rw == 0 {
+			rw, rh = info.Width, info.Height
+		}
+		o.Width, o.Height = resolutionSize(side, rw, rh, lim.MaxPixels)
+	} else {
+		aw, ah := o.AspectRatio.Ratio()
+		if aw == 0 {
+			aw, ah = info.Width, info.Height
+		}
+		o.Width, o.Height = chooseSize(o.Width, o.Height, aw, ah, lim.MaxPixels)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if j.PNG, err = prepare(img, j.Options.Fit, j.Options.Width, j.Options.Height); err != nil {
+	if j.PNG, err = prepare(img, o.Fit, o.Width, o.Height); err != nil {
 		return nil, err
 	}
+	if end != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if j.EndPNG, err = prepare(end, o.Fit, o.Width, o.Height); err != nil {
+			return nil, endImageError(err)
+		}
+	}
 	return &j, nil
+}
+
+// readImage fetches (for a URL) and decodes an image. Its errors name the
+// field "image"; endImageError renames them for end_image.
+func readImage(ctx context.Context, src imageSource, lim Limits, fetch *Fetcher) (*decoded, ImageInfo, error) {
+	data := src.data
+	if src.kind == SourceURL {
+		if fetch == nil {
+			return nil, ImageInfo{}, apperr.Field(apperr.ImageFetchFailed, "image", "image URLs are not fetched here",
+				"send the image as base64 or a data: URI")
+		}
+		var err error
+		if data, err = fetch.Fetch(ctx, src.url); err != nil {
+			return nil, ImageInfo{}, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, ImageInfo{}, err
+	}
+	img, err := decodeImage(data, lim)
+	if err != nil {
+		return nil, ImageInfo{}, err
+	}
+	w, h := img.orientedSize()
+	return img, ImageInfo{Source: src.kind, Format: img.hdr.format, Width: w, Height: h, Bytes: len(data),
+		Orientation: img.hdr.orientation}, nil
+}
+
+// endImageError turns an error about "image" into the same error about
+// "end_image": the end frame goes through the image's checks, whose errors
+// name the image field.
+func endImageError(err error) error {
+	e := apperr.As(err)
+	if e == nil || e.Field != "image" {
+		return err
+	}
+	c := *e
+	c.Field = "end_image"
+	switch {
+	case strings.HasPrefix(c.Message, "image "):
+		c.Message = "end_image " + strings.TrimPrefix(c.Message, "image ")
+	case strings.Contains(c.Message, "the image"):
+		c.Message = strings.Replace(c.Message, "the image", "the end image", 1)
+	default:
+		c.Message = "end_image: " + c.Message
+	}
+	return &c
 }
 
 // asError turns a list into the error Parse returns: nil, its only element,
@@ -151,6 +218,17 @@ func parseSpec(input []byte, lim Limits, rnd io.Reader) (*spec, apperr.List) {
 		s.image = src
 	}
 
+	// end_image
+	if raw, given := in["end_image"]; given && !isNull(raw) {
+		if v, ok := c.str("end_image", raw, `"end_image": "<base64>" or "end_image": "https://…"`); ok {
+			src, err := classifyImage(v, lim)
+			if err != nil {
+				c.add(apperr.As(endImageError(err)))
+			}
+			s.endImage = &src
+		}
+	}
+
 	// negative_prompt
 	j.NegativePrompt = DefaultNegativePrompt
 	if raw, given := in["negative_prompt"]; given && !isNull(raw) {
@@ -192,6 +270,16 @@ func parseOptions(c *checker, opts map[string]json.RawMessage, lim Limits, rnd i
 	o.Fit, o.Length, o.Steps = DefaultFit, DefaultLength, DefaultSteps
 	o.CFG, o.Shift, o.Sampler, o.Scheduler = DefaultCFG, DefaultShift, DefaultSampler, DefaultScheduler
 	o.FrameRate, o.CRF, o.Output, o.LoRAs = DefaultFrameRate, DefaultCRF, DefaultOutput, []LoRA{}
+	o.AspectRatio, o.Preset = AspectAuto, PresetFast
+
+	// preset: read first, it sets the defaults of the sampling options.
+	if raw := given(opts, "preset"); raw != nil {
+		if v, ok := enum(c, "options.preset", raw, Presets()); ok {
+			o.Preset = Preset(v)
+		}
+	}
+	pv := o.Preset.Values()
+	o.Steps, o.Shift, o.DistillLoRA = pv.Steps, pv.Shift, pv.DistillLoRA
 
 	// width, height
 	wOK, hOK := true, true
@@ -230,6 +318,8 @@ func parseOptions(c *checker, opts map[string]json.RawMessage, lim Limits, rnd i
 		}
 	}
 
+	parseSize(c, opts, lim, o, widthGiven, heightGiven)
+
 	// length
 	if raw := given(opts, "length"); raw != nil {
 		if n, ok := c.integer("options.length", raw, `"length": 81`); ok {
@@ -261,6 +351,10 @@ func parseOptions(c *checker, opts map[string]json.RawMessage, lim Limits, rnd i
 		default:
 			o.Steps = int(n)
 		}
+	} else if o.Steps > lim.MaxSteps {
+		stepsOK = false
+		c.fail("options.preset", fmt.Sprintf("give options.steps of at most %d with this preset, or raise MAX_STEPS on the server", lim.MaxSteps),
+			"preset %q runs %d steps; this server allows at most %d (MAX_STEPS)", o.Preset, o.Steps, lim.MaxSteps)
 	}
 
 	// split_step
@@ -276,12 +370,37 @@ func parseOptions(c *checker, opts map[string]json.RawMessage, lim Limits, rnd i
 		}
 	}
 
-	o.CFG = numberIn(c, "options.cfg", given(opts, "cfg"), 1, 20, DefaultCFG, `"cfg": 1.0`,
-		"1.0 suits the step-distill LoRAs; without them 3 to 5 is usual")
-	o.Shift = numberIn(c, "options.shift", given(opts, "shift"), 0.5, 20, DefaultShift, `"shift": 8.0`,
+	// cfg, cfg_high, cfg_low: an explicit cfg replaces the preset's for both
+	// experts; cfg_high and cfg_low win over both.
+	const cfgWhy = "1.0 suits the step-distill LoRAs; without them 3 to 5 is usual"
+	o.CFG = numberIn(c, "options.cfg", given(opts, "cfg"), 1, 20, pv.CFGHigh, `"cfg": 1.0`, cfgWhy)
+	o.CFGHigh, o.CFGLow = pv.CFGHigh, pv.CFGLow
+	if given(opts, "cfg") != nil {
+		o.CFGHigh, o.CFGLow = o.CFG, o.CFG
+	}
+	o.CFGHigh = numberIn(c, "options.cfg_high", given(opts, "cfg_high"), 1, 20, o.CFGHigh, `"cfg_high": 3.5`, cfgWhy)
+	o.CFGLow = numberIn(c, "options.cfg_low", given(opts, "cfg_low"), 1, 20, o.CFGLow, `"cfg_low": 1.0`, cfgWhy)
+	if raw := given(opts, "distill_lora"); raw != nil {
+		if v, ok := enum(c, "options.distill_lora", raw, DistillLoRAs()); ok {
+			o.DistillLoRA = DistillLoRA(v)
+		}
+	}
+	o.Shift = numberIn(c, "options.shift", given(opts, "shift"), 0.5, 20, pv.Shift, `"shift": 8.0`,
 		"8.0 is WAN 2.2's default")
-	o.FrameRate = numberIn(c, "options.frame_rate", given(opts, "frame_rate"), 1, 60, DefaultFrameRate, `"frame_rate": 16`,
-		"the model is trained at 16 fps")
+
+	// interpolate, frame_rate: with interpolation frame_rate is the output's
+	// rate, factor × 16 unless given.
+	if raw := given(opts, "interpolate"); raw != nil {
+		o.Interpolate = parseInterpolate(c, raw)
+	}
+	if in := o.Interpolate; in != nil {
+		def := DefaultFrameRate * float64(in.Factor)
+		o.FrameRate = numberIn(c, "options.frame_rate", given(opts, "frame_rate"), 1, MaxInterpolatedFrameRate, def, `"frame_rate": 32`,
+			fmt.Sprintf("with options.interpolate it is the delivered video's rate; the default is %g (factor × 16)", def))
+	} else {
+		o.FrameRate = numberIn(c, "options.frame_rate", given(opts, "frame_rate"), 1, 60, DefaultFrameRate, `"frame_rate": 16`,
+			"the model is trained at 16 fps")
+	}
 
 	if raw := given(opts, "sampler"); raw != nil {
 		if v, ok := enum(c, "options.sampler", raw, Samplers()); ok {
@@ -318,6 +437,14 @@ func parseOptions(c *checker, opts map[string]json.RawMessage, lim Limits, rnd i
 			}
 		}
 	}
+	if raw := given(opts, "video_quality"); raw != nil {
+		if v, ok := enum(c, "options.video_quality", raw, VideoQualities()); ok {
+			o.VideoQuality = VideoQuality(v)
+			if given(opts, "crf") == nil {
+				o.CRF = o.VideoQuality.CRF()
+			}
+		}
+	}
 	if raw := given(opts, "last_frame"); raw != nil {
 		if v, ok := c.boolean("options.last_frame", raw, `"last_frame": true`); ok {
 			o.LastFrame = v
@@ -330,6 +457,42 @@ func parseOptions(c *checker, opts map[string]json.RawMessage, lim Limits, rnd i
 		}
 	}
 	return widthGiven, heightGiven
+}
+
+// parseSize reads options.resolution and options.aspect_ratio, and checks
+// that they do not contradict width and height.
+func parseSize(c *checker, opts map[string]json.RawMessage, lim Limits, o *Options, widthGiven, heightGiven bool) {
+	if raw := given(opts, "resolution"); raw != nil {
+		if v, ok := enum(c, "options.resolution", raw, Resolutions()); ok {
+			o.Resolution = Resolution(v)
+		}
+	}
+	if raw := given(opts, "aspect_ratio"); raw != nil {
+		if v, ok := enum(c, "options.aspect_ratio", raw, AspectRatios()); ok {
+			o.AspectRatio = AspectRatio(v)
+		}
+	}
+	resGiven := given(opts, "resolution") != nil
+	switch {
+	case resGiven && widthGiven && heightGiven:
+		c.fail("options.resolution", "drop options.resolution to use width×height, or drop options.width and options.height to use the resolution",
+			"options.resolution and options.width/options.height both set the size")
+	case resGiven && (widthGiven || heightGiven):
+		side := "options.width"
+		if heightGiven {
+			side = "options.height"
+		}
+		c.fail("options.resolution", fmt.Sprintf("drop %s (the resolution sets both sides), or drop options.resolution", side),
+			"options.resolution and %s both set the size", side)
+	case widthGiven && heightGiven && given(opts, "aspect_ratio") != nil && o.AspectRatio != AspectAuto:
+		c.fail("options.aspect_ratio", "drop options.aspect_ratio (width×height fixes the shape), or give only one of width and height",
+			"options.aspect_ratio %q and options.width×options.height both set the shape", o.AspectRatio)
+	}
+	if side := o.Resolution.ShortSide(); side > 0 && side*side > lim.MaxPixels {
+		c.fail("options.resolution", "choose a lower resolution, or raise MAX_PIXELS on the server",
+			"options.resolution %s needs at least %d×%d pixels; this server allows at most %d (MAX_PIXELS)",
+			o.Resolution, side, side, lim.MaxPixels)
+	}
 }
 
 // dimension checks options.width or options.height.

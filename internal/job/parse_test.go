@@ -51,6 +51,8 @@ func TestParseErrors(t *testing.T) {
 	smallImage.MaxImageBytes = 100
 	smallPixels := lim
 	smallPixels.MaxPixels = 65536
+	fewSteps := lim
+	fewSteps.MaxSteps = 12
 	tests := []struct {
 		name  string
 		input []byte
@@ -212,6 +214,113 @@ func TestParseErrors(t *testing.T) {
 		{"lora strength out of range", opts(t, `"loras": [{"name": "a.safetensors", "strength": 4.5}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].strength", "between -4 and 4"}}},
 		{"lora expert unknown", opts(t, `"loras": [{"name": "a.safetensors"}, {"name": "b.safetensors", "expert": "middle"}]`), lim,
 			[]wantErr{{apperr.InvalidInput, "options.loras[1].expert", "both, high, low"}}},
+
+		// end_image: the image's forms and checks, reported on end_image.
+		{"end_image number", job(t, `{"prompt": "a", "image": IMG, "end_image": 1}`), lim,
+			[]wantErr{{apperr.InvalidInput, "end_image", "must be a string"}}},
+		{"end_image empty", job(t, `{"prompt": "a", "image": IMG, "end_image": " "}`), lim,
+			[]wantErr{{apperr.InvalidInput, "end_image", "end_image is empty"}}},
+		{"end_image not base64", job(t, `{"prompt": "a", "image": IMG, "end_image": "!!!!"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "end_image", "end_image is not valid base64"}}},
+		{"end_image ftp URL", job(t, `{"prompt": "a", "image": IMG, "end_image": "ftp://example.com/a.png"}`), lim,
+			[]wantErr{{apperr.InvalidInput, "end_image", `scheme "ftp"`}}},
+		{"end_image is a GIF", job(t, `{"prompt": "a", "image": IMG, "end_image": "`+b64([]byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"))+`"}`), lim,
+			[]wantErr{{apperr.ImageInvalid, "end_image", "GIF"}}},
+		{"end_image huge by header", job(t, `{"prompt": "a", "image": IMG, "end_image": "`+b64(pngHeaderOnly(100000, 100000))+`"}`), lim,
+			[]wantErr{{apperr.ImageTooLarge, "end_image", "MAX_IMAGE_PIXELS"}}},
+		{"end_image over MAX_IMAGE_BYTES", job(t, `{"prompt": "a", "image": "data:image/png;base64,iVBORw0KGgo=", "end_image": IMG}`), smallImage,
+			[]wantErr{{apperr.ImageTooLarge, "end_image", "MAX_IMAGE_BYTES"}, {apperr.ImageInvalid, "image", "header"}}},
+		{"end_image URL without fetcher", job(t, `{"prompt": "a", "image": IMG, "end_image": "https://example.com/end.png"}`), lim,
+			[]wantErr{{apperr.ImageFetchFailed, "end_image", "base64"}}},
+		{"end frame misspelt", job(t, `{"prompt": "a", "image": IMG, "end_imag": IMG}`), lim,
+			[]wantErr{{apperr.InvalidInput, "end_imag", `did you mean "end_image"`}}},
+		{"last_image alias", job(t, `{"prompt": "a", "image": IMG, "last_image": IMG}`), lim,
+			[]wantErr{{apperr.InvalidInput, "last_image", `did you mean "end_image"`}}},
+		{"end_image inside options", opts(t, `"end_image": "x"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.end_image", "top level"}}},
+
+		// resolution, aspect_ratio
+		{"resolution unknown", opts(t, `"resolution": "1080p"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.resolution", "480p, 580p, 720p"}}},
+		{"resolution misspelt", opts(t, `"resolution": "720"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.resolution", `did you mean "720p"`}}},
+		{"resolution a number", opts(t, `"resolution": 720`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.resolution", "must be a string"}}},
+		{"resolution with width and height", opts(t, `"resolution": "480p", "width": 832, "height": 480`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.resolution", "drop options.resolution to use width×height, or drop options.width and options.height"}}},
+		{"resolution with width", opts(t, `"resolution": "480p", "width": 832`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.resolution", "drop options.width"}}},
+		{"resolution with height", opts(t, `"height": 480, "resolution": "720p"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.resolution", "drop options.height"}}},
+		{"resolution above MAX_PIXELS", opts(t, `"resolution": "720p"`), smallPixels,
+			[]wantErr{{apperr.InvalidInput, "options.resolution", "MAX_PIXELS"}}},
+		{"aspect_ratio unknown", opts(t, `"aspect_ratio": "21:9"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.aspect_ratio", "auto, 16:9, 9:16, 1:1, 4:3, 3:4"}}},
+		{"aspect_ratio misspelt", opts(t, `"aspect_ratio": "16x9"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.aspect_ratio", `did you mean "16:9"`}}},
+		{"aspect_ratio with width and height", opts(t, `"aspect_ratio": "1:1", "width": 832, "height": 480`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.aspect_ratio", "drop options.aspect_ratio"}}},
+
+		// preset, cfg_high, cfg_low, distill_lora, video_quality
+		{"preset unknown", opts(t, `"preset": "slow"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.preset", "fast, balanced, quality"}}},
+		{"preset misspelt", opts(t, `"preset": "qualty"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.preset", `did you mean "quality"`}}},
+		{"preset above MAX_STEPS", opts(t, `"preset": "quality"`), fewSteps,
+			[]wantErr{{apperr.InvalidInput, "options.preset", "MAX_STEPS"}}},
+		{"cfg_high below 1", opts(t, `"cfg_high": 0.5`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.cfg_high", "between 1 and 20"}}},
+		{"cfg_low a string", opts(t, `"cfg_low": "1"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.cfg_low", "must be a number"}}},
+		{"cfg_low above 20", opts(t, `"cfg_low": 30`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.cfg_low", "between 1 and 20"}}},
+		{"guidance_scale_2 alias", opts(t, `"guidance_scale_2": 1`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.guidance_scale_2", `did you mean "cfg_low"`}}},
+		{"distill_lora unknown", opts(t, `"distill_lora": "high"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.distill_lora", "both, low, none"}}},
+		{"distill_lora a boolean", opts(t, `"distill_lora": false`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.distill_lora", "must be a string"}}},
+		{"video_quality unknown", opts(t, `"video_quality": "best"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.video_quality", "low, medium, high, maximum"}}},
+		{"video_quality misspelt", opts(t, `"video_quality": "medum"`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.video_quality", `did you mean "medium"`}}},
+
+		// interpolate
+		{"interpolate a boolean", opts(t, `"interpolate": true`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.interpolate", "must be an object"}}},
+		{"interpolate factor 1", opts(t, `"interpolate": {"factor": 1}`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.interpolate.factor", "between 2 and 4"}}},
+		{"interpolate factor 5", opts(t, `"interpolate": {"factor": 5}`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.interpolate.factor", "between 2 and 4"}}},
+		{"interpolate factor a fraction", opts(t, `"interpolate": {"factor": 2.5}`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.interpolate.factor", "whole number"}}},
+		{"interpolate method unknown", opts(t, `"interpolate": {"method": "film"}`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.interpolate.method", "ffmpeg"}}},
+		{"interpolate method misspelt", opts(t, `"interpolate": {"method": "ffmpg"}`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.interpolate.method", `did you mean "ffmpeg"`}}},
+		{"interpolate unknown key", opts(t, `"interpolate": {"factr": 2}`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.interpolate.factr", `did you mean "factor"`}}},
+		{"interpolate frame_rate above 120", opts(t, `"interpolate": {"factor": 4}, "frame_rate": 121`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.frame_rate", "between 1 and 120"}}},
+		{"interpolate_output alias", opts(t, `"interpolate_output": true`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.interpolate_output", `did you mean "interpolate"`}}},
+
+		// Every new field wrong at once.
+		{"all new fields at once", job(t, `{"prompt": "a", "image": IMG, "end_image": "!!!!", "options": {"resolution": "4k",
+			"aspect_ratio": "2:1", "preset": "max", "cfg_high": 0, "cfg_low": 99, "distill_lora": "x", "video_quality": "ultra",
+			"interpolate": {"factor": 9, "method": "rife"}}}`), lim,
+			[]wantErr{
+				{apperr.ImageInvalid, "end_image", "base64"},
+				{apperr.InvalidInput, "options.preset", "fast"},
+				{apperr.InvalidInput, "options.resolution", "480p"},
+				{apperr.InvalidInput, "options.aspect_ratio", "16:9"},
+				{apperr.InvalidInput, "options.cfg_high", "between"},
+				{apperr.InvalidInput, "options.cfg_low", "between"},
+				{apperr.InvalidInput, "options.distill_lora", "both"},
+				{apperr.InvalidInput, "options.interpolate.factor", "between"},
+				{apperr.InvalidInput, "options.interpolate.method", "ffmpeg"},
+				{apperr.InvalidInput, "options.video_quality", "maximum"},
+			}},
 
 		// Everything at once, in documentation order; the image's own errors last.
 		{"all errors at once", []byte(`{"image": "` + b64([]byte("GIF89a\x01\x00")) + `", "options": {"lenght": 81, "length": 80, "cfg": 0}}`), lim,
@@ -381,5 +490,167 @@ func TestUploadName(t *testing.T) {
 		if got := (&Job{ID: id}).UploadName(); got != want {
 			t.Errorf("UploadName(%q) = %q, want %q", id, got, want)
 		}
+	}
+}
+
+// TestPresetsAndOverrides checks the values each preset sets and that
+// explicit options win over them.
+func TestPresetsAndOverrides(t *testing.T) {
+	lim := testLimits()
+	lim.MaxPixels = 128 * 128
+	type want struct {
+		preset         Preset
+		steps, split   int
+		cfg, high, low float64
+		shift          float64
+		distill        DistillLoRA
+		crf            int
+		quality        VideoQuality
+	}
+	tests := []struct {
+		name string
+		body string
+		want want
+	}{
+		{"default is fast", ``, want{PresetFast, 6, 3, 1, 1, 1, 8, DistillBoth, 19, ""}},
+		{"fast", `"preset": "fast"`, want{PresetFast, 6, 3, 1, 1, 1, 8, DistillBoth, 19, ""}},
+		{"balanced", `"preset": "balanced"`, want{PresetBalanced, 10, 5, 3.5, 3.5, 1, 8, DistillLow, 19, ""}},
+		{"quality", `"preset": "quality"`, want{PresetQuality, 20, 10, 3.5, 3.5, 3.5, 8, DistillNone, 19, ""}},
+		{"quality with explicit steps", `"preset": "quality", "steps": 8`, want{PresetQuality, 8, 4, 3.5, 3.5, 3.5, 8, DistillNone, 19, ""}},
+		{"quality with explicit split", `"preset": "quality", "split_step": 12`, want{PresetQuality, 20, 12, 3.5, 3.5, 3.5, 8, DistillNone, 19, ""}},
+		{"cfg replaces the preset's on both", `"preset": "balanced", "cfg": 2`, want{PresetBalanced, 10, 5, 2, 2, 2, 8, DistillLow, 19, ""}},
+		{"cfg_high wins over cfg", `"cfg": 2, "cfg_high": 3.5`, want{PresetFast, 6, 3, 2, 3.5, 2, 8, DistillBoth, 19, ""}},
+		{"the common recipe", `"cfg_high": 3.5, "cfg_low": 1, "distill_lora": "low"`, want{PresetFast, 6, 3, 1, 3.5, 1, 8, DistillLow, 19, ""}},
+		{"quality with distill both and shift", `"preset": "quality", "distill_lora": "both", "shift": 5`, want{PresetQuality, 20, 10, 3.5, 3.5, 3.5, 5, DistillBoth, 19, ""}},
+		{"video_quality low", `"video_quality": "low"`, want{PresetFast, 6, 3, 1, 1, 1, 8, DistillBoth, 28, QualityLow}},
+		{"video_quality medium", `"video_quality": "medium"`, want{PresetFast, 6, 3, 1, 1, 1, 8, DistillBoth, 23, QualityMedium}},
+		{"video_quality high", `"video_quality": "high"`, want{PresetFast, 6, 3, 1, 1, 1, 8, DistillBoth, 19, QualityHigh}},
+		{"video_quality maximum", `"video_quality": "maximum"`, want{PresetFast, 6, 3, 1, 1, 1, 8, DistillBoth, 12, QualityMaximum}},
+		{"crf wins over video_quality", `"crf": 30, "video_quality": "maximum"`, want{PresetFast, 6, 3, 1, 1, 1, 8, DistillBoth, 30, QualityMaximum}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, err := parseTest(t, opts(t, tt.body), lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := j.Options
+			got := want{o.Preset, o.Steps, o.SplitStep, o.CFG, o.CFGHigh, o.CFGLow, o.Shift, o.DistillLoRA, o.CRF, o.VideoQuality}
+			if got != tt.want {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSizeOptions checks the size chosen from resolution and aspect_ratio,
+// with the 64×48 (4:3) test image and a 48×64 portrait.
+func TestSizeOptions(t *testing.T) {
+	portrait := b64(encodePNG(t, gradient(48, 64)))
+	wide := b64(encodePNG(t, gradient(210, 64))) // wider than 3:1
+	tests := []struct {
+		name  string
+		input []byte
+		lim   int // MaxPixels; 0 for the default
+		w, h  int
+	}{
+		{"480p auto (4:3)", opts(t, `"resolution": "480p"`), 0, 640, 480},
+		{"480p 16:9", opts(t, `"resolution": "480p", "aspect_ratio": "16:9"`), 0, 848, 480},
+		{"480p 9:16", opts(t, `"resolution": "480p", "aspect_ratio": "9:16"`), 0, 480, 848},
+		{"580p 16:9", opts(t, `"resolution": "580p", "aspect_ratio": "16:9"`), 0, 1024, 576},
+		{"720p 16:9", opts(t, `"resolution": "720p", "aspect_ratio": "16:9"`), 0, 1280, 720},
+		{"720p 1:1", opts(t, `"resolution": "720p", "aspect_ratio": "1:1"`), 0, 720, 720},
+		{"720p 3:4", opts(t, `"resolution": "720p", "aspect_ratio": "3:4"`), 0, 720, 960},
+		{"720p 4:3", opts(t, `"resolution": "720p", "aspect_ratio": "4:3"`), 0, 960, 720},
+		{"480p auto portrait", job(t, `{"prompt": "a", "image": "`+portrait+`", "options": {"resolution": "480p"}}`), 0, 480, 640},
+		{"720p auto, very wide: long side within MAX_PIXELS", job(t, `{"prompt": "a", "image": "`+wide+`", "options": {"resolution": "720p"}}`), 0, 1280, 720},
+		{"720p 16:9 within a small MAX_PIXELS", opts(t, `"resolution": "720p", "aspect_ratio": "16:9"`), 720 * 1000, 992, 720},
+		{"aspect_ratio alone aims at 832×832", opts(t, `"aspect_ratio": "1:1"`), 0, 832, 832},
+		{"aspect_ratio 16:9 alone", opts(t, `"aspect_ratio": "16:9"`), 0, 1104, 624},
+		{"aspect_ratio with width", opts(t, `"aspect_ratio": "16:9", "width": 1280`), 0, 1280, 720},
+		{"aspect_ratio auto with width and height", opts(t, `"aspect_ratio": "auto", "width": 320, "height": 320`), 0, 320, 320},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim := testLimits()
+			if tt.lim > 0 {
+				lim.MaxPixels = tt.lim
+			}
+			j, err := parseTest(t, tt.input, lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Options.Width != tt.w || j.Options.Height != tt.h {
+				t.Errorf("size %d×%d, want %d×%d", j.Options.Width, j.Options.Height, tt.w, tt.h)
+			}
+			if b := decodePNG(t, j.PNG).Bounds(); b.Dx() != tt.w || b.Dy() != tt.h {
+				t.Errorf("prepared image %v", b)
+			}
+		})
+	}
+}
+
+// TestInterpolateOptions checks the defaults of options.interpolate and
+// what frame_rate means with it.
+func TestInterpolateOptions(t *testing.T) {
+	lim := testLimits()
+	lim.MaxPixels = 128 * 128
+	tests := []struct {
+		body         string
+		factor       int
+		rate, source float64
+	}{
+		{``, 0, 16, 16},
+		{`"interpolate": null`, 0, 16, 16},
+		{`"interpolate": {}`, 2, 32, 16},
+		{`"interpolate": {"factor": 3}`, 3, 48, 16},
+		{`"interpolate": {"factor": 4, "method": "ffmpeg"}`, 4, 64, 16},
+		{`"interpolate": {"factor": 2}, "frame_rate": 30`, 2, 30, 15},
+		{`"interpolate": {"factor": 4}, "frame_rate": 120`, 4, 120, 30},
+	}
+	for _, tt := range tests {
+		j, err := parseTest(t, opts(t, tt.body), lim)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.body, err)
+		}
+		o := j.Options
+		factor := 0
+		if o.Interpolate != nil {
+			factor = o.Interpolate.Factor
+			if o.Interpolate.Method != InterpolateFFmpeg {
+				t.Errorf("%s: method %q", tt.body, o.Interpolate.Method)
+			}
+		}
+		if factor != tt.factor || o.FrameRate != tt.rate || o.ModelFrameRate() != tt.source {
+			t.Errorf("%s: factor %d, frame_rate %g, model rate %g; want %d, %g, %g",
+				tt.body, factor, o.FrameRate, o.ModelFrameRate(), tt.factor, tt.rate, tt.source)
+		}
+	}
+}
+
+// TestEndImagePrepared checks that the end frame is prepared to the start
+// image's size with the same fit, whatever its own shape.
+func TestEndImagePrepared(t *testing.T) {
+	end := b64(encodePNG(t, gradient(30, 90)))
+	lim := testLimits()
+	lim.MaxPixels = 128 * 128
+	j, err := parseTest(t, job(t, `{"prompt": "a", "image": IMG, "end_image": "data:image/png;base64,`+end+`",
+		"options": {"fit": "pad"}}`), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.EndImage == nil || j.EndImage.Width != 30 || j.EndImage.Height != 90 || j.EndImage.Source != SourceDataURI {
+		t.Fatalf("end image info %+v", j.EndImage)
+	}
+	start, endImg := decodePNG(t, j.PNG), decodePNG(t, j.EndPNG)
+	if start.Bounds() != endImg.Bounds() || start.Bounds().Dx() != j.Options.Width {
+		t.Errorf("start %v, end %v, options %d×%d", start.Bounds(), endImg.Bounds(), j.Options.Width, j.Options.Height)
+	}
+	// pad letterboxes the tall end frame: the left column is black.
+	if r, g, b, _ := endImg.At(0, endImg.Bounds().Dy()/2).RGBA(); r|g|b != 0 {
+		t.Errorf("pad did not letterbox the end frame: %v %v %v", r, g, b)
+	}
+	if j.EndUploadName() != "wan22_test-job_end.png" || j.EndUploadName() == j.UploadName() {
+		t.Errorf("end upload name %q", j.EndUploadName())
 	}
 }

@@ -17,8 +17,12 @@ func aliases() map[string]string {
 		"num_inference_steps": "steps", "num_steps": "steps", "sampler_name": "sampler",
 		"noise_seed": "seed", "image_url": "image", "image_base64": "image", "image_path": "image",
 		"input_image": "image", "lora": "loras", "lora_name": "name", "weight": "strength",
-		"strength_model": "strength", "format": "output", "quality": "crf", "split": "split_step",
+		"strength_model": "strength", "format": "output", "quality": "video_quality", "split": "split_step",
 		"boundary": "split_step", "resize": "fit", "mode": "fit",
+		"last_image": "end_image", "end_image_url": "end_image", "last_frame_image": "end_image", "end": "end_image",
+		"guidance_scale_2": "cfg_low", "cfg_2": "cfg_low", "guidance_scale_high": "cfg_high", "guidance_scale_low": "cfg_low",
+		"interpolate_output": "interpolate", "interpolator_model": "interpolate", "num_interpolated_frames": "interpolate",
+		"interpolation": "interpolate", "aspect": "aspect_ratio", "ratio": "aspect_ratio", "video_write_mode": "video_quality",
 	}
 }
 
