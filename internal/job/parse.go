@@ -16,7 +16,9 @@ import (
 )
 
 // inputKeys are the keys of a job's input, in documentation order.
-func inputKeys() []string { return []string{"prompt", "image", "negative_prompt", "options", "end_image"} }
+func inputKeys() []string {
+	return []string{"prompt", "image", "negative_prompt", "options", "end_image"}
+}
 
 // optionKeys are the keys of input.options, in documentation order.
 func optionKeys() []string {
