@@ -170,7 +170,7 @@ func nodePack(class string) string {
 func coreNode(class string) bool {
 	switch class {
 	case "UNETLoader", "CLIPLoader", "VAELoader", "LoraLoaderModelOnly", "LoadImage", "CLIPTextEncode",
-		"WanImageToVideo", "KSamplerAdvanced", "VAEDecode", "CreateVideo", "SaveVideo", "ModelSamplingSD3",
+		"WanImageToVideo", "WanFirstLastFrameToVideo", "KSamplerAdvanced", "VAEDecode", "CreateVideo", "SaveVideo", "ModelSamplingSD3",
 		"TorchCompileModel", "ImageFromBatch", "SaveImage", "CLIPVisionLoader", "CLIPVisionEncode":
 		return true
 	}

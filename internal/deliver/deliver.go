@@ -128,6 +128,9 @@ type Request struct {
 	Size int64
 	// LastFrame asks for the final frame as a PNG, delivered like the video.
 	LastFrame bool
+	// Interpolate, when set, raises the frame rate before delivery (the
+	// last frame, size and SHA-256 are then those of the interpolated video).
+	Interpolate *Interpolation
 }
 
 // Delivered is the outcome of a delivery: exactly one of Video, URL and Path
@@ -251,6 +254,17 @@ func (d *Deliverer) Deliver(ctx context.Context, req Request) (*Delivered, error
 	out.SizeBytes, out.SHA256 = sp.size, sp.sha256
 
 	info, err := mp4.Probe(sp.file, sp.size)
+	if in := req.Interpolate; in != nil {
+		isp, ierr := d.interpolate(ctx, sp, info, in)
+		if ierr != nil {
+			return nil, ierr
+		}
+		sp.cleanup()
+		sp = isp
+		defer sp.cleanup()
+		out.SizeBytes, out.SHA256 = sp.size, sp.sha256
+		info, err = mp4.Probe(sp.file, sp.size)
+	}
 	if err != nil {
 		d.log.Warn("could not read the video's metadata; delivering it anyway", "file", filename, "error", err)
 		out.ProbeErr = err

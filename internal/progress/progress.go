@@ -18,6 +18,7 @@ const (
 	SamplingLow    Stage = "sampling_low"
 	Decoding       Stage = "decoding"
 	EncodingVideo  Stage = "encoding_video"
+	Interpolating  Stage = "interpolating" // options.interpolate: raising the frame rate
 	Delivering     Stage = "delivering"
 )
 

@@ -224,11 +224,23 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	if err != nil {
 		return nil, p.crashOr(err)
 	}
+	inputs := []string{name}
+	defer func() { p.removeInputs(inputs[1:]) }() // the first goes with cleanup
+	endName := ""
+	if j.EndPNG != nil {
+		if endName, err = client.Upload(ctx, j.EndUploadName(), bytes.NewReader(j.EndPNG)); err != nil {
+			p.removeInputs(inputs)
+			return nil, p.crashOr(err)
+		}
+		inputs = append(inputs, endName)
+	}
 	built, err := workflow.Build(j, p.profile, p.caps)
 	if err != nil {
+		p.removeInputs(inputs[:1])
 		return nil, err
 	}
 	setImage(built, name)
+	setEndImage(built, endName)
 	t = lap(&tm.Upload, t)
 
 	// 4. Run it, failing fast if ComfyUI dies under the job.
@@ -236,7 +248,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	defer func() { p.cleanup(id, name, out) }()
 	out, err = p.runOnComfy(ctx, client, comfy.RunRequest{
 		PromptID: id, Graph: built.Graph, Stages: built.Stages(), OutputNode: built.OutputNode,
-		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: onComfy(prog),
+		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: onComfy(prog, comfyTop(j)),
 	})
 	if err != nil {
 		return nil, err
@@ -247,7 +259,14 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	log.Debug("ComfyUI finished", "queued", out.Timings.Queued, "execution", out.Timings.Execution, "cached", out.Cached)
 
 	// 5. Fetch and deliver the video, streaming.
-	prog(progress.Progress{Stage: progress.Delivering, Percent: 99})
+	var interp *deliver.Interpolation
+	if in := j.Options.Interpolate; in != nil {
+		prog(progress.Progress{Stage: progress.Interpolating, Percent: comfyTop(j)})
+		interp = &deliver.Interpolation{Factor: in.Factor, FrameRate: j.Options.FrameRate, CRF: j.Options.CRF,
+			Method: in.Method, OnProgress: onInterpolate(prog, comfyTop(j))}
+	} else {
+		prog(progress.Progress{Stage: progress.Delivering, Percent: 99})
+	}
 	body, size, err := client.Open(ctx, out.Video)
 	if err != nil {
 		return nil, p.crashOr(err)
@@ -256,7 +275,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	fetchStart := time.Now()
 	d, err := p.deliver.Deliver(ctx, deliver.Request{
 		JobID: id, Filename: out.Video.Filename, Mode: j.Options.Output, Video: body, Size: size,
-		LastFrame: j.Options.LastFrame,
+		LastFrame: j.Options.LastFrame, Interpolate: interp,
 	})
 	if err != nil {
 		return nil, p.crashOr(err)
@@ -277,6 +296,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 		FrameRate: round(d.Info.FrameRate, 3), DurationS: round(d.Info.Duration, 3),
 		Seed: j.Options.Seed, SizeBytes: d.SizeBytes, SHA256: d.SHA256,
 		LastFrame: d.LastFrame, LastFrameURL: d.LastFrameURL, LastFramePath: d.LastFramePath,
+		Preset: j.Options.Preset, Options: &j.Options,
 		Timings: tm,
 	}
 	if res.MimeType == "" {
@@ -289,11 +309,35 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 
 // onComfy places ComfyUI's progress (0–100 over its own stages) inside the
 // job's: 0–1 are the worker's queued and uploading stages, 99–100 delivery,
-// so ComfyUI's share is 2–98 and the job's percent never goes back.
-func onComfy(prog progress.Func) progress.Func {
+// so ComfyUI's share is 2–top and the job's percent never goes back.
+func onComfy(prog progress.Func, top int) progress.Func {
 	return func(p progress.Progress) {
-		p.Percent = 2 + min(max(p.Percent, 0), 100)*96/100
+		p.Percent = 2 + min(max(p.Percent, 0), 100)*(top-2)/100
 		prog(p)
+	}
+}
+
+// comfyTop is where ComfyUI's share of the job's percent ends: 98, or 90
+// when the video is interpolated afterwards (90–98 is interpolating).
+func comfyTop(j *job.Job) int {
+	if j.Options.Interpolate != nil {
+		return 90
+	}
+	return 98
+}
+
+// onInterpolate reports the interpolation's frames as the interpolating
+// stage, from top to 98 percent, then delivering at 99.
+func onInterpolate(prog progress.Func, top int) func(done, total int) {
+	return func(done, total int) {
+		pct := top
+		if total > 0 {
+			pct = top + min(done, total)*(98-top)/total
+		}
+		prog(progress.Progress{Stage: progress.Interpolating, Percent: pct})
+		if total > 0 && done >= total {
+			prog(progress.Progress{Stage: progress.Delivering, Percent: 99})
+		}
 	}
 }
 
@@ -457,6 +501,28 @@ func withField(err error, field string) error {
 		return &c
 	}
 	return err
+}
+
+// removeInputs removes uploaded input images (the end frame) from ComfyUI's
+// input folder.
+func (p *Pipeline) removeInputs(names []string) {
+	for _, n := range names {
+		if err := p.server.RemoveInput(n); err != nil {
+			p.log.Debug("could not remove the job's input image", "name", n, "error", err)
+		}
+	}
+}
+
+// setEndImage points the end-frame node at the name ComfyUI stored the end
+// frame under.
+func setEndImage(b *workflow.Built, name string) {
+	if name == "" || name == b.EndImageName || b.EndImageNode == "" {
+		return
+	}
+	if n, ok := b.Graph[b.EndImageNode]; ok {
+		n.Inputs["image"] = name
+	}
+	b.EndImageName = name
 }
 
 // setImage points the graph's image node at the name ComfyUI stored the

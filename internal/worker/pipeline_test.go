@@ -356,3 +356,78 @@ func TestProgressNeverGoesBack(t *testing.T) {
 		t.Errorf("last percent %d, want 100", last)
 	}
 }
+
+// TestHandleEndFrameInterpolatedQuality runs issue 12's job on the fake
+// ComfyUI: an end frame, a size by resolution and aspect ratio, the quality
+// preset with cfg_high, and ffmpeg interpolation after generation.
+func TestHandleEndFrameInterpolatedQuality(t *testing.T) {
+	needFFmpeg(t)
+	p, fake := start(t, comfytest.Options{}, nil)
+	var rec progress.Recorder
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	in := map[string]any{"prompt": "a door opening", "image": testImage(t), "end_image": testImage(t),
+		"options": map[string]any{"resolution": "480p", "aspect_ratio": "16:9", "length": 9, "seed": 7,
+			"preset": "quality", "cfg_high": 4, "interpolate": map[string]any{"factor": 2}}}
+	body, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Handle(ctx, "job-flf-1", body, rec.Add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 9 frames at 16 fps from the model, 17 at 32 fps delivered, 848×480.
+	if res.Width != 848 || res.Height != 480 || res.Frames != 17 || res.FrameRate != 32 {
+		t.Errorf("metadata = %dx%d %d frames @%v", res.Width, res.Height, res.Frames, res.FrameRate)
+	}
+	video, err := base64.StdEncoding.DecodeString(res.Video)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "v.mp4")
+	if err := os.WriteFile(path, video, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := mp4test.FFprobe(t, path); got.Frames != 17 || got.FrameRate != 32 || got.Width != 848 {
+		t.Errorf("ffprobe = %+v", got)
+	}
+	o := res.Options
+	if res.Preset != "quality" || o == nil || o.Steps != 20 || o.CFGHigh != 4 || o.CFGLow != 3.5 ||
+		o.DistillLoRA != "none" || o.Resolution != "480p" || o.Interpolate == nil || o.FrameRate != 32 {
+		t.Errorf("echoed preset %q options %+v", res.Preset, o)
+	}
+	var graph string
+	uploads := 0
+	for _, r := range fake.Requests() {
+		if r.Method == "POST" && r.Path == "/prompt" {
+			graph = r.Body
+		}
+		if r.Method == "POST" && r.Path == "/upload/image" {
+			uploads++
+		}
+	}
+	for _, want := range []string{`"WanFirstLastFrameToVideo"`, `"wan22_job-flf-1_end.png"`, `"end_image"`} {
+		if !strings.Contains(graph, want) {
+			t.Errorf("the submitted graph lacks %s", want)
+		}
+	}
+	if strings.Contains(graph, "lightx2v") {
+		t.Error("the quality preset's graph has the step-distill LoRA")
+	}
+	if uploads != 2 {
+		t.Errorf("%d uploads, want the image and the end frame", uploads)
+	}
+	st := rec.Stages()
+	if len(st) < 3 || st[len(st)-2] != progress.Interpolating || st[len(st)-1] != progress.Delivering {
+		t.Errorf("stages = %v, want interpolating then delivering at the end", st)
+	}
+	last := 0
+	for _, u := range rec.List() {
+		if u.Percent < last {
+			t.Errorf("progress went back: %v", rec.List())
+			break
+		}
+		last = u.Percent
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/wan22-worker/wan22-worker/internal/job"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 )
 
@@ -45,6 +46,11 @@ type Result struct {
 	LastFrame     string `json:"last_frame,omitempty"`
 	LastFrameURL  string `json:"last_frame_url,omitempty"`
 	LastFramePath string `json:"last_frame_path,omitempty"`
+
+	// Preset and Options echo the preset and the effective options the job
+	// ran with (every default filled in).
+	Preset  job.Preset   `json:"preset,omitempty"`
+	Options *job.Options `json:"options,omitempty"`
 
 	Timings Timings `json:"timings_ms"`
 }

@@ -25,7 +25,8 @@ const (
 	NodeNegative     = "negative"       // CLIPTextEncode of the negative prompt
 	NodeVAE          = "vae"            // VAELoader
 	NodeImage        = "image"          // LoadImage of the uploaded image
-	NodeImageToVideo = "image_to_video" // WanImageToVideo
+	NodeEndImage     = "end_image"      // LoadImage of the uploaded end frame (end_image only)
+	NodeImageToVideo = "image_to_video" // WanImageToVideo, or WanFirstLastFrameToVideo with an end frame
 	NodeSamplerHigh  = "sampler_high"   // KSamplerAdvanced, steps [0, split)
 	NodeSamplerLow   = "sampler_low"    // KSamplerAdvanced, steps [split, steps)
 	NodeDecode       = "decode"         // VAEDecode
@@ -59,6 +60,9 @@ type Built struct {
 	// ImageNode is the LoadImage node and ImageName the input file it loads;
 	// the image must be uploaded under that name before submitting.
 	ImageNode, ImageName string
+	// EndImageNode and EndImageName are the end frame's LoadImage node and
+	// file, "" without an end frame.
+	EndImageNode, EndImageName string
 	// FilenamePrefix is the writer's filename_prefix: "wan22/<job>/wan2_2",
 	// giving output/wan22/<job>/wan2_2_00001.mp4 (VHS) or wan2_2_00001_.mp4
 	// (SaveVideo).
@@ -89,7 +93,7 @@ func (b *Built) Stages() map[string]progress.Stage {
 
 func classStage(class string) progress.Stage {
 	switch class {
-	case "CLIPTextEncode", "WanImageToVideo":
+	case "CLIPTextEncode", ClassImageToVideo, ClassFirstLastFrame:
 		return progress.EncodingPrompt
 	case "KSamplerAdvanced":
 		return progress.SamplingHigh
@@ -118,6 +122,12 @@ const (
 func Build(j *job.Job, p Profile, caps Capabilities) (*Built, error) {
 	return build(j, j.UploadName(), p, caps)
 }
+
+// The conditioning node classes.
+const (
+	ClassImageToVideo   = "WanImageToVideo"
+	ClassFirstLastFrame = "WanFirstLastFrameToVideo"
+)
 
 // The warm-up run: the smallest run of the same graph. WarmupWidth ×
 // WarmupHeight is the size of the image Warmup's graph expects.
@@ -153,6 +163,10 @@ func Warmup(p Profile, caps Capabilities, imageName string) (*Built, error) {
 
 func build(j *job.Job, imageName string, p Profile, caps Capabilities) (*Built, error) {
 	o := j.Options
+	endName := ""
+	if j.EndImage != nil {
+		endName = j.EndUploadName()
+	}
 	if err := checkJob(j, imageName); err != nil {
 		return nil, err
 	}
@@ -169,6 +183,15 @@ func build(j *job.Job, imageName string, p Profile, caps Capabilities) (*Built, 
 
 	// Experts: loader → LoRA chain → shift → [compile].
 	chains := map[job.Expert]string{}
+	// The profile's LoRA (the step-distill LoRA) goes where
+	// options.distill_lora says.
+	highLoRA, lowLoRA := p.LoRAHigh, p.LoRALow
+	if !o.DistillLoRA.OnHigh() {
+		highLoRA = ""
+	}
+	if !o.DistillLoRA.OnLow() {
+		lowLoRA = ""
+	}
 	for _, e := range []struct {
 		expert         job.Expert
 		name           string
@@ -177,8 +200,8 @@ func build(j *job.Job, imageName string, p Profile, caps Capabilities) (*Built, 
 		lora           string
 		strength       float64
 	}{
-		{job.ExpertHigh, "High-noise", NodeUNetHigh, NodeShiftHigh, NodeCompileHigh, "High-noise expert", p.LoRAHigh, p.LoRAStrengthHigh},
-		{job.ExpertLow, "Low-noise", NodeUNetLow, NodeShiftLow, NodeCompileLow, "Low-noise expert", p.LoRALow, p.LoRAStrengthLow},
+		{job.ExpertHigh, "High-noise", NodeUNetHigh, NodeShiftHigh, NodeCompileHigh, "High-noise expert", highLoRA, p.LoRAStrengthHigh},
+		{job.ExpertLow, "Low-noise", NodeUNetLow, NodeShiftLow, NodeCompileLow, "Low-noise expert", lowLoRA, p.LoRAStrengthLow},
 	} {
 		unet := p.UNetHigh
 		if e.expert == job.ExpertLow {
@@ -216,24 +239,31 @@ func build(j *job.Job, imageName string, p Profile, caps Capabilities) (*Built, 
 	add(NodeNegative, "CLIPTextEncode", "Negative prompt", map[string]any{"clip": Link(NodeTextEncoder, 0), "text": j.NegativePrompt})
 	add(NodeVAE, "VAELoader", "VAE", map[string]any{"vae_name": p.VAE})
 	add(NodeImage, "LoadImage", "Input image", map[string]any{"image": imageName})
-	add(NodeImageToVideo, "WanImageToVideo", "Image to video", map[string]any{
+	cond := map[string]any{
 		"positive": Link(NodePositive, 0), "negative": Link(NodeNegative, 0), "vae": Link(NodeVAE, 0),
 		"start_image": Link(NodeImage, 0),
 		"width":       o.Width, "height": o.Height, "length": o.Length, "batch_size": 1,
-	})
+	}
+	if endName != "" {
+		add(NodeEndImage, "LoadImage", "End frame", map[string]any{"image": endName})
+		cond["end_image"] = Link(NodeEndImage, 0)
+		add(NodeImageToVideo, ClassFirstLastFrame, "First and last frame to video", cond)
+	} else {
+		add(NodeImageToVideo, ClassImageToVideo, "Image to video", cond)
+	}
 
 	// Samplers: high-noise [0, split) with leftover noise, low-noise [split, steps).
-	sampler := func(model string, latent []any) map[string]any {
+	sampler := func(model string, latent []any, cfg float64) map[string]any {
 		return map[string]any{
 			"model": Link(model, 0), "positive": Link(NodeImageToVideo, 0), "negative": Link(NodeImageToVideo, 1),
-			"latent_image": latent, "noise_seed": o.Seed, "steps": o.Steps, "cfg": o.CFG,
+			"latent_image": latent, "noise_seed": o.Seed, "steps": o.Steps, "cfg": cfg,
 			"sampler_name": o.Sampler, "scheduler": o.Scheduler,
 		}
 	}
-	high := sampler(chains[job.ExpertHigh], Link(NodeImageToVideo, 2))
+	high := sampler(chains[job.ExpertHigh], Link(NodeImageToVideo, 2), o.HighCFG())
 	high["add_noise"], high["start_at_step"], high["end_at_step"], high["return_with_leftover_noise"] = "enable", 0, o.SplitStep, "enable"
 	add(NodeSamplerHigh, "KSamplerAdvanced", fmt.Sprintf("Sampler, high-noise (steps 0-%d)", o.SplitStep), high)
-	low := sampler(chains[job.ExpertLow], Link(NodeSamplerHigh, 0))
+	low := sampler(chains[job.ExpertLow], Link(NodeSamplerHigh, 0), o.LowCFG())
 	low["add_noise"], low["start_at_step"], low["end_at_step"], low["return_with_leftover_noise"] = "disable", o.SplitStep, o.Steps, "disable"
 	add(NodeSamplerLow, "KSamplerAdvanced", fmt.Sprintf("Sampler, low-noise (steps %d-%d)", o.SplitStep, o.Steps), low)
 	add(NodeDecode, "VAEDecode", "Decode", map[string]any{"samples": Link(NodeSamplerLow, 0), "vae": Link(NodeVAE, 0)})
@@ -242,10 +272,13 @@ func build(j *job.Job, imageName string, p Profile, caps Capabilities) (*Built, 
 	prefix := OutputSubfolder + "/" + jobDir(j.ID) + "/" + OutputBaseName
 	b := &Built{Graph: g, OutputNode: NodeVideo, SamplerHigh: NodeSamplerHigh, SamplerLow: NodeSamplerLow,
 		Steps: o.Steps, Split: o.SplitStep, ImageNode: NodeImage, ImageName: imageName, FilenamePrefix: prefix}
+	if endName != "" {
+		b.EndImageNode, b.EndImageName = NodeEndImage, endName
+	}
 	if caps.VideoHelperSuite {
 		b.Writer = WriterVHS
 		add(NodeVideo, ClassVideoCombine, "Video (H.264 MP4)", map[string]any{
-			"images": Link(NodeDecode, 0), "frame_rate": o.FrameRate, "loop_count": 0,
+			"images": Link(NodeDecode, 0), "frame_rate": o.ModelFrameRate(), "loop_count": 0,
 			"filename_prefix": prefix, "format": vhsFormat, "pingpong": false, "save_output": true,
 			// The h264-mp4 format's widgets, sent as inputs of the same node.
 			"pix_fmt": "yuv420p", "crf": o.CRF, "save_metadata": false, "trim_to_audio": false,
@@ -253,7 +286,7 @@ func build(j *job.Job, imageName string, p Profile, caps Capabilities) (*Built, 
 		b.ExtraPNGInfo = map[string]any{"workflow": map[string]any{"extra": map[string]any{"VHS_MetadataImage": false}}}
 	} else {
 		b.Writer = WriterCore
-		add(NodeFrames, "CreateVideo", "Frames to video", map[string]any{"images": Link(NodeDecode, 0), "fps": o.FrameRate})
+		add(NodeFrames, "CreateVideo", "Frames to video", map[string]any{"images": Link(NodeDecode, 0), "fps": o.ModelFrameRate()})
 		add(NodeVideo, "SaveVideo", "Video (H.264 MP4)", map[string]any{
 			"video": Link(NodeFrames, 0), "filename_prefix": prefix, "format": "mp4", "codec": "h264",
 		})

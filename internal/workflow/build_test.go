@@ -64,6 +64,40 @@ func goldenCases() []struct {
 			return p
 		}, Capabilities{VideoHelperSuite: true}},
 		{"core_writer", defaultJob, defaultProfile, Capabilities{TorchCompile: true}},
+		// Issue 12: end frame, presets, per-expert cfg, distill LoRA placement, interpolation.
+		{"end_frame", withEnd(defaultJob), defaultProfile, allCaps},
+		{"end_frame_core_writer", withEnd(defaultJob), defaultProfile, Capabilities{TorchCompile: true}},
+		{"preset_quality", withOpts(presetOpts(job.PresetQuality)), defaultProfile, allCaps},
+		{"preset_balanced", withOpts(presetOpts(job.PresetBalanced)), defaultProfile, allCaps},
+		{"cfg_high_low", withOpts(func(o *job.Options) { o.CFGHigh, o.CFGLow, o.DistillLoRA = 3.5, 1, job.DistillLow }), defaultProfile, allCaps},
+		{"interpolate_x2", withOpts(func(o *job.Options) {
+			o.Interpolate, o.FrameRate = &job.Interpolate{Factor: 2, Method: job.InterpolateFFmpeg}, 32
+		}), defaultProfile, allCaps},
+		{"end_frame_480p_16x9_quality_x2", withEnd(withOpts(func(o *job.Options) {
+			presetOpts(job.PresetQuality)(o)
+			o.Width, o.Height, o.Resolution, o.AspectRatio = 848, 480, job.Res480p, job.Aspect16x9
+			o.CFGHigh = 4
+			o.Interpolate, o.FrameRate, o.CRF, o.VideoQuality = &job.Interpolate{Factor: 2, Method: job.InterpolateFFmpeg}, 32, 12, job.QualityMaximum
+			o.LoRAs = []job.LoRA{{Name: "styles/anime_high.safetensors", Strength: 0.8, Expert: job.ExpertHigh}}
+		})), defaultProfile, allCaps},
+	}
+}
+
+// withEnd adds an end frame to a job.
+func withEnd(f func() *job.Job) func() *job.Job {
+	return func() *job.Job {
+		j := f()
+		j.EndImage = &job.ImageInfo{Source: "base64", Format: "png", Width: 832, Height: 832, Bytes: 1000}
+		return j
+	}
+}
+
+// presetOpts sets the options a preset gives a job that names nothing else.
+func presetOpts(p job.Preset) func(o *job.Options) {
+	return func(o *job.Options) {
+		v := p.Values()
+		o.Preset, o.Steps, o.SplitStep, o.CFG, o.CFGHigh, o.CFGLow, o.Shift, o.DistillLoRA =
+			p, v.Steps, (v.Steps+1)/2, v.CFGHigh, v.CFGHigh, v.CFGLow, v.Shift, v.DistillLoRA
 	}
 }
 
@@ -390,5 +424,133 @@ func TestJobDir(t *testing.T) {
 		if got := jobDir(in); got != want {
 			t.Errorf("jobDir(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestEndFrameGraph pins the end-frame graph's shape and checks it against
+// the recorded WanFirstLastFrameToVideo: the checker must reject the graph
+// on a server without the class, and a wrong link into end_image.
+func TestEndFrameGraph(t *testing.T) {
+	schema := recordedSchema(t)
+	if schema[ClassFirstLastFrame] == nil {
+		t.Fatal("the recorded /object_info has no WanFirstLastFrameToVideo")
+	}
+	j := withEnd(defaultJob)()
+	p := defaultProfile()
+	b := mustBuild(t, j, p, allCaps)
+	n := b.Graph[NodeImageToVideo]
+	if n.ClassType != ClassFirstLastFrame {
+		t.Fatalf("conditioning node is %s", n.ClassType)
+	}
+	if id, _, _ := AsLink(n.Inputs["start_image"]); id != NodeImage {
+		t.Errorf("start_image from %q", id)
+	}
+	if id, _, _ := AsLink(n.Inputs["end_image"]); id != NodeEndImage {
+		t.Errorf("end_image from %q", id)
+	}
+	if got := b.Graph[NodeEndImage].Inputs["image"]; got != "wan22_job-123_end.png" || b.EndImageName != got || b.EndImageNode != NodeEndImage {
+		t.Errorf("end image %v, built %q %q", got, b.EndImageNode, b.EndImageName)
+	}
+	if b.Stages()[NodeImageToVideo] != progress.EncodingPrompt {
+		t.Errorf("stage of %s: %s", ClassFirstLastFrame, b.Stages()[NodeImageToVideo])
+	}
+	if probs := Check(b.Graph, schema, modelsFor(p, j)); len(probs) > 0 {
+		t.Fatalf("end-frame graph fails the checker:\n%s", problemsText(probs))
+	}
+
+	without := Schema{}
+	for k, v := range schema {
+		if k != ClassFirstLastFrame {
+			without[k] = v
+		}
+	}
+	if probs := Check(b.Graph, without, modelsFor(p, j)); !hasProblem(probs, NodeImageToVideo, ProblemInvalidPrompt) {
+		t.Errorf("no invalid_prompt for a server without the class:\n%s", problemsText(probs))
+	}
+	bad := mustBuild(t, j, p, allCaps)
+	bad.Graph[NodeImageToVideo].Inputs["end_image"] = Link(NodePositive, 0)
+	if probs := Check(bad.Graph, schema, modelsFor(p, j)); !hasProblem(probs, NodeImageToVideo, ProblemReturnTypeMismatch) {
+		t.Errorf("no type mismatch for CONDITIONING into end_image:\n%s", problemsText(probs))
+	}
+	bad.Graph[NodeImageToVideo].Inputs["end_image"] = Link(NodeEndImage, 0)
+	bad.Graph[NodeImageToVideo].Inputs["length"] = 80
+	if probs := Check(bad.Graph, schema, modelsFor(p, j)); !hasProblem(probs, NodeImageToVideo, ProblemRule) {
+		t.Errorf("no rule violation for length 80:\n%s", problemsText(probs))
+	}
+	// Without an end frame the graph is the image-to-video one, with no end node.
+	plain := mustBuild(t, defaultJob(), p, allCaps)
+	if _, ok := plain.Graph[NodeEndImage]; ok || plain.Graph[NodeImageToVideo].ClassType != ClassImageToVideo || plain.EndImageName != "" {
+		t.Errorf("a job without end_image got an end frame")
+	}
+}
+
+func hasProblem(ps []Problem, node, typ string) bool {
+	for _, p := range ps {
+		if p.NodeID == node && p.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSamplingOptions checks cfg per expert, the step-distill LoRA's
+// placement and the writer's rate with interpolation.
+func TestSamplingOptions(t *testing.T) {
+	const distill = "wan/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"
+	tests := []struct {
+		name      string
+		set       func(o *job.Options)
+		high, low float64
+		loraHigh  bool
+		loraLow   bool
+		rate      float64
+	}{
+		{"defaults", func(o *job.Options) {}, 1, 1, true, true, 16},
+		{"cfg only", func(o *job.Options) { o.CFG = 2.5 }, 2.5, 2.5, true, true, 16},
+		{"cfg_high and cfg_low", func(o *job.Options) { o.CFGHigh, o.CFGLow = 3.5, 1 }, 3.5, 1, true, true, 16},
+		{"distill both", func(o *job.Options) { o.DistillLoRA = job.DistillBoth }, 1, 1, true, true, 16},
+		{"distill low", func(o *job.Options) { o.DistillLoRA = job.DistillLow }, 1, 1, false, true, 16},
+		{"distill none", func(o *job.Options) { o.DistillLoRA = job.DistillNone }, 1, 1, false, false, 16},
+		{"interpolate x3 to 48", func(o *job.Options) {
+			o.Interpolate, o.FrameRate = &job.Interpolate{Factor: 3, Method: job.InterpolateFFmpeg}, 48
+		}, 1, 1, true, true, 16},
+		{"interpolate x2 to 30", func(o *job.Options) {
+			o.Interpolate, o.FrameRate = &job.Interpolate{Factor: 2, Method: job.InterpolateFFmpeg}, 30
+		}, 1, 1, true, true, 15},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, caps := range []Capabilities{allCaps, {TorchCompile: true}} {
+				j := defaultJob()
+				tt.set(&j.Options)
+				g := mustBuild(t, j, defaultProfile(), caps).Graph
+				if got := g[NodeSamplerHigh].Inputs["cfg"]; got != tt.high {
+					t.Errorf("high cfg %v, want %v", got, tt.high)
+				}
+				if got := g[NodeSamplerLow].Inputs["cfg"]; got != tt.low {
+					t.Errorf("low cfg %v, want %v", got, tt.low)
+				}
+				for _, c := range []struct {
+					e    job.Expert
+					want bool
+				}{{job.ExpertHigh, tt.loraHigh}, {job.ExpertLow, tt.loraLow}} {
+					n, ok := g[LoRANode(c.e, 0)]
+					has := ok && n.Inputs["lora_name"] == distill
+					if has != c.want {
+						t.Errorf("%s expert has the distill LoRA: %v, want %v", c.e, has, c.want)
+					}
+				}
+				rate := g[NodeVideo].Inputs["frame_rate"]
+				if caps.VideoHelperSuite == false {
+					rate = g[NodeFrames].Inputs["fps"]
+				}
+				if rate != tt.rate {
+					t.Errorf("writer rate %v, want %v", rate, tt.rate)
+				}
+				if probs := Check(g, recordedSchema(t), modelsFor(defaultProfile(), j)); len(probs) > 0 {
+					t.Errorf("graph fails the checker:\n%s", problemsText(probs))
+				}
+			}
+		})
 	}
 }

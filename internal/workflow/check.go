@@ -435,7 +435,7 @@ func (c *checker) checkRules() {
 	for _, id := range c.ids {
 		n := c.g[id]
 		switch n.ClassType {
-		case "WanImageToVideo":
+		case ClassImageToVideo, ClassFirstLastFrame:
 			for _, dim := range []string{"width", "height"} {
 				if v, ok := intValue(n.Inputs[dim]); ok && v%16 != 0 {
 					c.add(id, dim, ProblemRule, true, "%s %d is not a multiple of 16", dim, v)

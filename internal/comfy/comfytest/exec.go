@@ -550,7 +550,7 @@ func (s *Server) trace(g *graph, id string, depth int) imageSrc {
 		return from("latent_image")
 	case "CreateVideo":
 		return from("images")
-	case "WanImageToVideo":
+	case "WanImageToVideo", "WanFirstLastFrameToVideo":
 		src := imageSrc{}
 		if _, _, ok := n.link("start_image"); ok {
 			src = from("start_image")
@@ -755,7 +755,8 @@ func decodable(p string) error {
 
 func traceback(class, last string) []any {
 	fn := map[string]string{"KSamplerAdvanced": "sample", "LoadImage": "load_image", "VHS_VideoCombine": "combine_video",
-		"SaveVideo": "execute", "VAEDecode": "decode", "WanImageToVideo": "execute"}[class]
+		"SaveVideo": "execute", "VAEDecode": "decode", "WanImageToVideo": "execute",
+		"WanFirstLastFrameToVideo": "execute"}[class]
 	if fn == "" {
 		fn = "execute"
 	}
