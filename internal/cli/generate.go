@@ -24,8 +24,8 @@ import (
 // generateFlags are the job's fields as flags. Only the flags given on the
 // command line go into the job, so the job's own defaults apply to the rest.
 type generateFlags struct {
-	image, prompt, negative, out, id string
-	loras                            loraFlags
+	image, endImage, prompt, negative, out, id string
+	loras                                      loraFlags
 }
 
 // loraFlags collects repeated --lora NAME[:STRENGTH[:EXPERT]].
@@ -69,17 +69,25 @@ func (v *optValue) IsBoolFlag() bool   { return v.bool }
 var optionFlags = []struct{ name, kind, help string }{
 	{"width", "int", "video width (multiple of 16); default from the image's aspect ratio"},
 	{"height", "int", "video height (multiple of 16); default from the image's aspect ratio"},
+	{"resolution", "string", "480p, 580p or 720p: the short side (instead of --width/--height)"},
+	{"aspect-ratio", "string", "auto (the image's), 16:9, 9:16, 1:1, 4:3 or 3:4"},
+	{"preset", "string", "fast, balanced or quality: defaults for steps, cfg, shift and the step-distill LoRA"},
 	{"fit", "string", "crop, pad or stretch"},
 	{"length", "int", "frames, 4k+1 (81 = 5 s at 16 fps)"},
 	{"steps", "int", "sampling steps over both experts"},
 	{"split-step", "int", "first step on the low-noise expert"},
 	{"cfg", "float", "CFG scale"},
+	{"cfg-high", "float", "CFG scale of the high-noise expert (default: --cfg)"},
+	{"cfg-low", "float", "CFG scale of the low-noise expert (default: --cfg)"},
+	{"distill-lora", "string", "where the step-distill LoRA goes: both, low or none"},
 	{"shift", "float", "sigma shift of both experts"},
 	{"sampler", "string", "sampler name"},
 	{"scheduler", "string", "scheduler name"},
-	{"frame-rate", "float", "frames per second of the MP4"},
+	{"frame-rate", "float", "frames per second of the MP4 (with --interpolate: after interpolation)"},
+	{"interpolate", "interpolate", "raise the frame rate after generation: FACTOR[:METHOD], factor 2-4, method ffmpeg"},
 	{"seed", "uint", "seed (random when absent)"},
 	{"crf", "int", "H.264 quality, 0-51 (lower is better)"},
+	{"video-quality", "string", "low, medium, high or maximum (a CRF; --crf wins)"},
 	{"last-frame", "bool", "also write the last frame as PNG next to the video"},
 }
 
@@ -93,6 +101,7 @@ func generateCommand() *command {
 		fs := newFlagSet(env, c)
 		var g generateFlags
 		fs.StringVar(&g.image, "image", "", "input image: a file (JPEG, PNG, WebP) or an http(s) URL")
+		fs.StringVar(&g.endImage, "end-image", "", "end frame (first-last-frame video): a file or an http(s) URL")
 		fs.StringVar(&g.prompt, "prompt", "", "what the video should show")
 		fs.StringVar(&g.negative, "negative-prompt", "", "what to avoid (default: WAN's standard negative prompt)")
 		fs.StringVar(&g.out, "o", "out.mp4", "output MP4 file")
@@ -128,14 +137,14 @@ func generateCommand() *command {
 // generateInput builds the job input from the flags.
 func generateInput(g generateFlags, opts map[string]*string, given map[string]bool) ([]byte, error) {
 	in := map[string]any{"prompt": g.prompt}
-	if strings.HasPrefix(g.image, "http://") || strings.HasPrefix(g.image, "https://") {
-		in["image"] = g.image
-	} else {
-		b, err := os.ReadFile(g.image)
-		if err != nil {
-			return nil, fmt.Errorf("reading the image: %w", err)
+	var err error
+	if in["image"], err = imageField(g.image, "the image"); err != nil {
+		return nil, err
+	}
+	if g.endImage != "" {
+		if in["end_image"], err = imageField(g.endImage, "the end image"); err != nil {
+			return nil, err
 		}
-		in["image"] = base64.StdEncoding.EncodeToString(b)
 	}
 	if g.negative != "" {
 		in["negative_prompt"] = g.negative
@@ -158,8 +167,33 @@ func generateInput(g generateFlags, opts map[string]*string, given map[string]bo
 	return json.Marshal(in)
 }
 
+// imageField is an image flag's value in the job: a URL as it is, a file
+// as base64.
+func imageField(v, what string) (string, error) {
+	if strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://") {
+		return v, nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", what, err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
 func flagValue(kind, s string) (any, error) {
 	switch kind {
+	case "interpolate":
+		// FACTOR[:METHOD]; the job's validation checks the values.
+		factor, method, hasMethod := strings.Cut(s, ":")
+		n, err := strconv.ParseInt(factor, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("want FACTOR[:METHOD] such as 2 or 2:ffmpeg, got %q", s)
+		}
+		v := map[string]any{"factor": n}
+		if hasMethod {
+			v["method"] = method
+		}
+		return v, nil
 	case "int":
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {

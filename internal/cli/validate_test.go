@@ -101,6 +101,26 @@ func TestValidateCommand(t *testing.T) {
 		}
 	})
 
+	t.Run("size by resolution and aspect ratio, preset echoed", func(t *testing.T) {
+		code, out, stderr := runValidate(t, validateDoc(t, "", `"resolution": "480p", "aspect_ratio": "16:9", "preset": "balanced",
+			"video_quality": "medium", "interpolate": {"factor": 3}`), nil)
+		if code != exitOK {
+			t.Fatalf("exit %d, stderr %s, stdout %s", code, stderr, out)
+		}
+		var j struct {
+			Options map[string]any `json:"options"`
+		}
+		if err := json.Unmarshal([]byte(out), &j); err != nil {
+			t.Fatal(err)
+		}
+		o := j.Options
+		if o["width"] != 848.0 || o["height"] != 480.0 || o["resolution"] != "480p" || o["aspect_ratio"] != "16:9" ||
+			o["preset"] != "balanced" || o["steps"] != 10.0 || o["cfg_high"] != 3.5 || o["cfg_low"] != 1.0 ||
+			o["distill_lora"] != "low" || o["crf"] != 23.0 || o["frame_rate"] != 48.0 {
+			t.Errorf("options %v", o)
+		}
+	})
+
 	errorCases := []struct {
 		name   string
 		stdin  string
@@ -119,6 +139,12 @@ func TestValidateCommand(t *testing.T) {
 			fields: []string{"options.steps"}, code: "INVALID_INPUT"},
 		{name: "loopback image URL refused", stdin: `{"input": {"prompt": "a", "image": "http://127.0.0.1:1/x.png"}}`,
 			fields: []string{"image"}, code: "IMAGE_FETCH_FAILED"},
+		{name: "new fields, every bad one", stdin: validateDoc(t, "", `"resolution": "480p", "width": 832, "height": 480,
+			"preset": "qualty", "cfg_low": 0, "distill_lora": "high", "video_quality": "best", "interpolate": {"factor": 8}`),
+			fields: []string{"options.preset", "options.resolution", "options.cfg_low", "options.distill_lora",
+				"options.interpolate.factor", "options.video_quality"}, code: "INVALID_INPUT"},
+		{name: "loopback end_image URL refused", stdin: strings.Replace(validateDoc(t, "", ""), `"options"`, `"end_image": "http://127.0.0.1:1/x.png", "options"`, 1),
+			fields: []string{"end_image"}, code: "IMAGE_FETCH_FAILED"},
 		{name: "broken image", stdin: `{"input": {"prompt": "a", "image": "` + base64.StdEncoding.EncodeToString([]byte("GIF89a....")) + `"}}`,
 			fields: []string{"image"}, code: "IMAGE_INVALID"},
 	}

@@ -92,6 +92,30 @@ func TestWorkflowCommand(t *testing.T) {
 			},
 		},
 		{
+			name: "end frame, resolution, quality preset, cfg_high, interpolation", args: []string{"workflow"},
+			stdin: withEndImage(t, workflowJob(t, "job-e", 640, 360, `{"resolution": "480p", "aspect_ratio": "16:9", "preset": "quality",
+				"cfg_high": 4, "interpolate": {"factor": 2}}`)),
+			check: func(t *testing.T, g workflow.Graph, _ string) {
+				cond := g[workflow.NodeImageToVideo]
+				if cond.ClassType != workflow.ClassFirstLastFrame || cond.Inputs["width"] != json.Number("848") || cond.Inputs["height"] != json.Number("480") {
+					t.Errorf("conditioning %s %v×%v", cond.ClassType, cond.Inputs["width"], cond.Inputs["height"])
+				}
+				if got := g[workflow.NodeEndImage].Inputs["image"]; got != "wan22_job-e_end.png" {
+					t.Errorf("end image = %v", got)
+				}
+				if h, l := g[workflow.NodeSamplerHigh].Inputs, g[workflow.NodeSamplerLow].Inputs; h["cfg"] != json.Number("4") ||
+					l["cfg"] != json.Number("3.5") || h["steps"] != json.Number("20") {
+					t.Errorf("samplers: high cfg %v steps %v, low cfg %v", h["cfg"], h["steps"], l["cfg"])
+				}
+				if _, ok := g[workflow.LoRANode("high", 0)]; ok {
+					t.Error("the quality preset has no step-distill LoRA")
+				}
+				if got := g[workflow.NodeVideo].Inputs["frame_rate"]; got != json.Number("16") {
+					t.Errorf("the writer's rate is %v, want the model's 16 (interpolated to 32 afterwards)", got)
+				}
+			},
+		},
+		{
 			name: "--id wins", args: []string{"workflow", "--id", "abc", jobFile},
 			check: func(t *testing.T, g workflow.Graph, _ string) {
 				if got := g[workflow.NodeVideo].Inputs["filename_prefix"]; got != "wan22/abc/wan2_2" {
@@ -151,4 +175,20 @@ func TestWorkflowCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withEndImage gives a job document an end_image (its own image).
+func withEndImage(t *testing.T, doc string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(doc), &m); err != nil {
+		t.Fatal(err)
+	}
+	in := m["input"].(map[string]any)
+	in["end_image"] = in["image"]
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
