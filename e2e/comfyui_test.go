@@ -39,7 +39,7 @@ func stageOf(class string) string {
 		return "1 model load"
 	case "CLIPTextEncode":
 		return "2 text encode"
-	case "WanImageToVideo":
+	case "WanImageToVideo", "WanFirstLastFrameToVideo":
 		return "3 image encode (VAE)"
 	case "KSamplerAdvanced":
 		return "4 sampling"
