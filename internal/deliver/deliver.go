@@ -8,7 +8,9 @@
 // The video stream (ComfyUI's /view response) is copied once to a spool file
 // while its SHA-256 is computed: in the volume's job folder for
 // output=volume (so that the final file is a rename away), else in a temp
-// folder. The spool file is probed with mp4.Probe, the last frame is
+// folder. The spool file is probed with mp4.Probe; with Request.Interpolate
+// ffmpeg interpolates it into a second file next to it, which replaces it
+// (Interpolation); the last frame is
 // extracted from it with ffmpeg when asked, and then it is delivered: base64
 // encoded into the result, uploaded from the file, or renamed into place.
 // Spool and temp files are always removed.
