@@ -153,5 +153,34 @@ func TestComfyUIFirstLastFrame(t *testing.T) {
 			t.Logf("stderr:\n%s", tail2(stderr.String(), 10))
 		}
 	})
+	// The size from resolution and aspect ratio: 480p 16:9 is 848×480.
+	t.Run("worker generate at 480p 16:9", func(t *testing.T) {
+		bin := buildWorker(t)
+		dir := t.TempDir()
+		start, out := filepath.Join(dir, "start.png"), filepath.Join(dir, "out.mp4")
+		if err := os.WriteFile(start, startImage(t), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "generate", "--image", start, "--prompt", prompt,
+			"--resolution", "480p", "--aspect-ratio", "16:9", "--length", "5", "--steps", "2",
+			"--seed", "42", "--id", "e2e-480p", "-o", out)
+		cmd.Env = e.workerEnv(t, models, e.logPath(t, "generate-480p-comfyui.log"), "COMFY_URL="+srv.url)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		begin := time.Now()
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("generate: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), tail2(stderr.String(), 30))
+		}
+		t.Logf("generate took %s", time.Since(begin).Round(time.Millisecond))
+		video, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := probe(t, video); got.Width != 848 || got.Height != 480 || got.Frames != 5 {
+			t.Errorf("ffprobe %+v, want 848×480, 5 frames", got)
+		}
+	})
 	checkLog(t, srv.log)
 }
