@@ -231,3 +231,42 @@ func TestRedact(t *testing.T) {
 		t.Errorf("redact = %q", got)
 	}
 }
+
+// TestFetchEndImage: an end frame given as a URL is downloaded like the
+// image, through the same guard, and its errors name end_image.
+func TestFetchEndImage(t *testing.T) {
+	srv, hits := imageServer(t, nil)
+	doc := func(end string) []byte {
+		return []byte(`{"prompt": "a", "image": "` + b64(testPNG(t)) + `", "end_image": "` + end + `", "options": {"seed": 1}}`)
+	}
+	j, err := Parse(t.Context(), "e1", doc(srv.URL+"/img"), testLimits(), testFetcher(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.EndImage == nil || j.EndImage.Source != SourceURL || j.EndPNG == nil || hits.Load() != 1 {
+		t.Errorf("end image %+v, %d PNG bytes, %d requests", j.EndImage, len(j.EndPNG), hits.Load())
+	}
+	tests := []struct {
+		name string
+		url  string
+		f    *Fetcher
+		code apperr.Code
+		text string
+	}{
+		{"HTTP 404", srv.URL + "/status/404", testFetcher(nil), apperr.ImageFetchFailed, "downloading the end image from"},
+		{"loopback refused", srv.URL + "/img", testFetcher(func(c *config.Config) { c.AllowPrivateImageURLs = false }), apperr.ImageFetchFailed, "loopback"},
+		{"too large", srv.URL + "/img", testFetcher(func(c *config.Config) { c.MaxImageBytes = 10 }), apperr.ImageTooLarge, "MAX_IMAGE_BYTES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(t.Context(), "e2", doc(tt.url), testLimits(), tt.f)
+			e := apperr.As(err)
+			if e == nil {
+				t.Fatalf("err = %v, want %s", err, tt.code)
+			}
+			if e.Code != tt.code || e.Field != "end_image" || !strings.Contains(e.Message, tt.text) {
+				t.Errorf("err = %v (field %q), want %s on end_image with %q", err, e.Field, tt.code, tt.text)
+			}
+		})
+	}
+}
