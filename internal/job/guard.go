@@ -35,3 +35,8 @@ func BlockedAddress(err error) (addr, kind string, ok bool) {
 	}
 	return b.addr.String(), b.kind, true
 }
+
+// RedactURL shows a URL without its query, fragment and credentials, for
+// messages and logs (presigned URLs and some download links carry secrets in
+// the query).
+func RedactURL(raw string) string { return redact(raw) }
