@@ -292,6 +292,11 @@ func (b *jobBar) String() string {
 	var step string
 	if b.p.Steps > 0 {
 		step = fmt.Sprintf("  step %d/%d", b.p.Step, b.p.Steps)
+	} else if b.p.Bytes > 0 {
+		step = "  " + progress.Bytes(b.p.Bytes)
+		if b.p.TotalBytes > 0 {
+			step += "/" + progress.Bytes(b.p.TotalBytes)
+		}
 	}
 	return fmt.Sprintf("%-16s [%s%s] %3d%%%s  %s", b.p.Stage, strings.Repeat("=", filled),
 		strings.Repeat(" ", width-filled), b.p.Percent, step, time.Since(b.start).Round(time.Second))
