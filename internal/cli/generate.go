@@ -53,6 +53,17 @@ func (l *loraFlags) Set(v string) error {
 	return nil
 }
 
+// loraURLFlag adds repeated --lora-url URL to the same list, as {"url": URL}
+// (strength 1, both experts).
+type loraURLFlag struct{ l *loraFlags }
+
+func (f loraURLFlag) String() string { return "" }
+
+func (f loraURLFlag) Set(v string) error {
+	*f.l = append(*f.l, map[string]any{"url": v})
+	return nil
+}
+
 // optValue is a job option flag's text; a bool option may be given bare.
 type optValue struct {
 	s    string
@@ -98,6 +109,7 @@ func generateCommand() *command {
 		fs.StringVar(&g.out, "o", "out.mp4", "output MP4 file")
 		fs.StringVar(&g.id, "id", "", "job id (default: generate-<time>)")
 		fs.Var(&g.loras, "lora", "extra LoRA NAME[:STRENGTH[:EXPERT]] (repeatable; expert both, high or low)")
+		fs.Var(loraURLFlag{&g.loras}, "lora-url", "extra LoRA downloaded from an http(s) URL of a .safetensors file (repeatable; strength 1, both experts)")
 		opts := map[string]*string{}
 		for _, o := range optionFlags {
 			v := &optValue{bool: o.kind == "bool"}
