@@ -22,6 +22,8 @@ const (
 	ImageInvalid     Code = "IMAGE_INVALID"
 	ImageTooLarge    Code = "IMAGE_TOO_LARGE"
 	ImageFetchFailed Code = "IMAGE_FETCH_FAILED"
+	LoRAFetchFailed  Code = "LORA_FETCH_FAILED"
+	LoRAInvalid      Code = "LORA_INVALID"
 	ModelMissing     Code = "MODEL_MISSING"
 	NodeMissing      Code = "NODE_MISSING"
 	ComfyUnavailable Code = "COMFY_UNAVAILABLE"
@@ -38,7 +40,8 @@ const (
 
 // Codes lists every code, in the order of the contract.
 func Codes() []Code {
-	return []Code{InvalidInput, ImageInvalid, ImageTooLarge, ImageFetchFailed, ModelMissing, NodeMissing,
+	return []Code{InvalidInput, ImageInvalid, ImageTooLarge, ImageFetchFailed, LoRAFetchFailed, LoRAInvalid,
+		ModelMissing, NodeMissing,
 		ComfyUnavailable, ComfyCrashed, OutOfMemory, ExecutionFailed, Cancelled, Timeout, OutputMissing,
 		OutputTooLarge, UploadFailed, Internal}
 }

@@ -53,6 +53,17 @@ func (l *loraFlags) Set(v string) error {
 	return nil
 }
 
+// loraURLFlag adds repeated --lora-url URL to the same list, as {"url": URL}
+// (strength 1, both experts).
+type loraURLFlag struct{ l *loraFlags }
+
+func (f loraURLFlag) String() string { return "" }
+
+func (f loraURLFlag) Set(v string) error {
+	*f.l = append(*f.l, map[string]any{"url": v})
+	return nil
+}
+
 // optValue is a job option flag's text; a bool option may be given bare.
 type optValue struct {
 	s    string
@@ -107,6 +118,7 @@ func generateCommand() *command {
 		fs.StringVar(&g.out, "o", "out.mp4", "output MP4 file")
 		fs.StringVar(&g.id, "id", "", "job id (default: generate-<time>)")
 		fs.Var(&g.loras, "lora", "extra LoRA NAME[:STRENGTH[:EXPERT]] (repeatable; expert both, high or low)")
+		fs.Var(loraURLFlag{&g.loras}, "lora-url", "extra LoRA downloaded from an http(s) URL of a .safetensors file (repeatable; strength 1, both experts)")
 		opts := map[string]*string{}
 		for _, o := range optionFlags {
 			v := &optValue{bool: o.kind == "bool"}
@@ -326,6 +338,11 @@ func (b *jobBar) String() string {
 	var step string
 	if b.p.Steps > 0 {
 		step = fmt.Sprintf("  step %d/%d", b.p.Step, b.p.Steps)
+	} else if b.p.Bytes > 0 {
+		step = "  " + progress.Bytes(b.p.Bytes)
+		if b.p.TotalBytes > 0 {
+			step += "/" + progress.Bytes(b.p.TotalBytes)
+		}
 	}
 	return fmt.Sprintf("%-16s [%s%s] %3d%%%s  %s", b.p.Stage, strings.Repeat("=", filled),
 		strings.Repeat(" ", width-filled), b.p.Percent, step, time.Since(b.start).Round(time.Second))

@@ -38,6 +38,14 @@ type Config struct {
 	AllowPrivateImageURLs  bool
 	JobTimeout             time.Duration // per-job deadline when the platform gives none
 
+	// LoRAs given by URL (options.loras[].url).
+	MaxLoRABytes         int64 // largest LoRA file downloaded
+	LoRACacheBytes       int64 // size cap of the url-cache folder
+	LoRAFetchTimeout     time.Duration
+	LoRACacheDir         string // the loras folder that holds url-cache/; "" picks the first of MODELS_DIRS
+	AllowPrivateLoRAURLs bool
+	CivitaiToken         string
+
 	// Model profile (the graph, DESIGN.md §5).
 	UNetHigh            string
 	UNetLow             string
@@ -169,6 +177,13 @@ func settings() []Setting {
 		{Name: "TORCH_COMPILE", Default: "1", Group: "Models", Help: "1 adds TorchCompileModel to both experts (slower first job, faster sampling); 0 leaves it out", set: boolean(func(c *Config) *bool { return &c.TorchCompile })},
 		{Name: "TORCH_COMPILE_BACKEND", Default: "inductor", Group: "Models", Help: "TorchCompileModel backend: inductor or cudagraphs", set: oneOf(func(c *Config) *string { return &c.TorchCompileBackend }, "inductor", "cudagraphs")},
 
+		{Name: "MAX_LORA_BYTES", Default: "2147483648", Group: "LoRA URLs", Help: "largest LoRA file downloaded for options.loras[].url (default 2 GiB)", set: int64In(func(c *Config) *int64 { return &c.MaxLoRABytes }, 1024, 1<<40)},
+		{Name: "LORA_CACHE_BYTES", Default: "21474836480", Group: "LoRA URLs", Help: "size cap of the LoRA URL cache (default 20 GiB); least recently used files are deleted past it", set: int64In(func(c *Config) *int64 { return &c.LoRACacheBytes }, 1024, 1<<50)},
+		{Name: "LORA_FETCH_TIMEOUT", Default: "15m", Group: "LoRA URLs", Help: "time limit for downloading one LoRA URL, retries included", set: duration(func(c *Config) *time.Duration { return &c.LoRAFetchTimeout })},
+		{Name: "LORA_CACHE_DIR", Default: "", Group: "LoRA URLs", Help: "a loras folder ComfyUI reads; downloaded LoRAs go to its url-cache/ subfolder. Empty: the first loras folder of MODELS_DIRS", set: str(func(c *Config) *string { return &c.LoRACacheDir })},
+		{Name: "ALLOW_PRIVATE_LORA_URLS", Default: "false", Group: "LoRA URLs", Help: "allow LoRA URLs that resolve to loopback, private or link-local addresses (off: public addresses only)", set: boolean(func(c *Config) *bool { return &c.AllowPrivateLoRAURLs })},
+		{Name: "CIVITAI_TOKEN", Default: "", Group: "LoRA URLs", Help: "Civitai API token, sent (as a bearer token) only to civitai.com for LoRA URLs", Secret: true, set: str(func(c *Config) *string { return &c.CivitaiToken })},
+
 		{Name: "COMFY_URL", Default: "", Group: "ComfyUI", Help: "attach to a running ComfyUI at this URL instead of starting one (no supervision)", set: str(func(c *Config) *string { return &c.ComfyURL })},
 		{Name: "COMFYUI_DIR", Default: "/comfyui", Group: "ComfyUI", Help: "ComfyUI checkout the worker starts and supervises", set: str(func(c *Config) *string { return &c.ComfyDir })},
 		{Name: "COMFY_PYTHON", Default: "python3", Group: "ComfyUI", Help: "Python interpreter that runs ComfyUI's main.py", set: str(func(c *Config) *string { return &c.ComfyPython })},
@@ -213,7 +228,7 @@ func settings() []Setting {
 		{Name: "API_RESULT_TTL", Default: "1h", Group: "Local API", Help: "how long finished jobs stay readable at /status", set: duration(func(c *Config) *time.Duration { return &c.APIResultTTL })},
 		{Name: "API_MAX_BODY_BYTES", Default: "41943040", Group: "Local API", Help: "largest request body the local API accepts (default 40 MiB)", set: int64In(func(c *Config) *int64 { return &c.APIMaxBodyBytes }, 1024, 1<<34)},
 
-		{Name: "HF_TOKEN", Default: "", Group: "Model tooling", Help: "Hugging Face token for `models pull` (only needed for gated files)", Secret: true, set: str(func(c *Config) *string { return &c.HFToken })},
+		{Name: "HF_TOKEN", Default: "", Group: "Model tooling", Help: "Hugging Face token for `models pull` and LoRA URLs on huggingface.co (only needed for gated or private files); sent to no other host", Secret: true, set: str(func(c *Config) *string { return &c.HFToken })},
 		{Name: "HF_ENDPOINT", Default: "https://huggingface.co", Group: "Model tooling", Help: "Hugging Face base URL for `models pull`; files are fetched from `HF_ENDPOINT/<repo>/resolve/main/<path>` (a mirror, or a local server in tests)", set: str(func(c *Config) *string { return &c.HFEndpoint })},
 	}
 }

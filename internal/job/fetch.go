@@ -42,17 +42,7 @@ func NewFetcher(c *config.Config) *Fetcher {
 		maxRedirects: c.ImageFetchMaxRedirects,
 		allowPrivate: c.AllowPrivateImageURLs,
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: f.checkDial}
-	transport := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          8,
-		IdleConnTimeout:       30 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	f.client = &http.Client{Transport: transport, CheckRedirect: f.checkRedirect}
+	f.client = &http.Client{Transport: GuardedTransport(f.allowPrivate), CheckRedirect: f.checkRedirect}
 	return f
 }
 

@@ -35,8 +35,14 @@ const (
 )
 
 // LoRA is one request LoRA, appended to the chain of the expert(s) it names.
+// It is either a file in the loras folder (Name) or a file downloaded from
+// URL into the LoRA URL cache (see File).
 type LoRA struct {
-	Name     string  `json:"name"`
+	Name string `json:"name,omitempty"`
+	URL  string `json:"url,omitempty"`
+	// SHA256 is the file's checksum for a URL LoRA: the one the job gave
+	// (verified after the download), or the one the download found.
+	SHA256   string  `json:"sha256,omitempty"`
 	Strength float64 `json:"strength"`
 	Expert   Expert  `json:"expert"`
 }

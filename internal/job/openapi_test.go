@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -20,6 +21,7 @@ func TestOpenAPIMatchesContract(t *testing.T) {
 		Properties map[string]json.RawMessage `json:"properties"`
 		Items      json.RawMessage            `json:"items"`
 		Enum       []any                      `json:"enum"`
+		Ref        string                     `json:"$ref"`
 	}
 	var doc struct {
 		Components struct {
@@ -33,6 +35,9 @@ func TestOpenAPIMatchesContract(t *testing.T) {
 		var s schema
 		if err := json.Unmarshal(raw, &s); err != nil {
 			t.Fatal(err)
+		}
+		if name, ok := strings.CutPrefix(s.Ref, "#/components/schemas/"); ok {
+			return doc.Components.Schemas[name]
 		}
 		return s
 	}

@@ -28,7 +28,7 @@ func optionKeys() []string {
 }
 
 // loraKeys are the keys of one entry of options.loras.
-func loraKeys() []string { return []string{"name", "strength", "expert"} }
+func loraKeys() []string { return []string{"name", "url", "sha256", "strength", "expert"} }
 
 // Parse validates a job's input (the value of "input" in a RunPod job),
 // fills every default, reads the image (decoding base64 or a data URI, or
@@ -611,18 +611,16 @@ func parseLoRAs(c *checker, raw json.RawMessage) []LoRA {
 			continue
 		}
 		l := LoRA{Strength: DefaultLoRAPower, Expert: DefaultExpert}
-		good := true
-		if raw := given(m, "name"); raw == nil {
-			c.fail(path+".name", `name the file inside the loras folder, e.g. "name": "wan/my_lora.safetensors"`, "%s.name is required", path)
-			good = false
-		} else if name, ok := c.str(path+".name", raw, `"name": "wan/my_lora.safetensors"`); ok {
-			if msg, hint := checkLoRAName(name); msg != "" {
+		good := parseLoRASource(c, path, m, &l)
+		if raw := given(m, "name"); raw != nil {
+			if name, ok := c.str(path+".name", raw, `"name": "wan/my_lora.safetensors"`); !ok {
+				good = false
+			} else if msg, hint := checkLoRAName(name); msg != "" {
 				c.fail(path+".name", hint, "%s.name %s", path, msg)
 				good = false
+			} else {
+				l.Name = name
 			}
-			l.Name = name
-		} else {
-			good = false
 		}
 		if raw := given(m, "strength"); raw != nil {
 			v, ok := c.number(path+".strength", raw, `"strength": 1.0`)
@@ -648,6 +646,47 @@ func parseLoRAs(c *checker, raw json.RawMessage) []LoRA {
 		}
 	}
 	return out
+}
+
+// parseLoRASource checks that a LoRA entry gives exactly one of name and
+// url, and reads url and sha256 into l (name is read by the caller).
+func parseLoRASource(c *checker, path string, m map[string]json.RawMessage, l *LoRA) bool {
+	name, u, sum := given(m, "name"), given(m, "url"), given(m, "sha256")
+	good := true
+	switch {
+	case name == nil && u == nil:
+		c.fail(path+".name", `name the file inside the loras folder, e.g. "name": "wan/my_lora.safetensors", or give its "url"`,
+			"%s.name is required, or %s.url", path, path)
+		return false
+	case name != nil && u != nil:
+		c.fail(path, `keep "name" for a file the server has, or "url" to download one`,
+			"%s gives both name and url; give one", path)
+		good = false
+	}
+	if u != nil {
+		if v, ok := c.str(path+".url", u, `"url": "https://huggingface.co/<user>/<repo>/resolve/main/my_lora.safetensors"`); !ok {
+			good = false
+		} else if msg, hint := checkLoRAURL(v); msg != "" {
+			c.fail(path+".url", hint, "%s.url %s", path, msg)
+			good = false
+		} else {
+			l.URL = v
+		}
+	}
+	if sum != nil {
+		if v, ok := c.str(path+".sha256", sum, `"sha256": "<64 hex digits>"`); !ok {
+			good = false
+		} else if u == nil {
+			c.fail(path+".sha256", `drop "sha256", or give the file by "url"`, "%s.sha256 is only checked for a LoRA given by url", path)
+			good = false
+		} else if v, msg := checkSHA256(v); msg != "" {
+			c.fail(path+".sha256", "give the file's SHA-256 as 64 hex digits (sha256sum prints it), or leave it out", "%s.sha256 %s", path, msg)
+			good = false
+		} else {
+			l.SHA256 = v
+		}
+	}
+	return good
 }
 
 // checkLoRAName checks that a LoRA name is a plain relative path inside the

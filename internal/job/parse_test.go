@@ -211,6 +211,21 @@ func TestParseErrors(t *testing.T) {
 		{"lora name without extension", opts(t, `"loras": [{"name": "wan/x.txt"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", ".safetensors"}}},
 		{"lora name only an extension", opts(t, `"loras": [{"name": ".safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "extension"}}},
 		{"lora name empty", opts(t, `"loras": [{"name": ""}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].name", "empty"}}},
+		{"lora with name and url", opts(t, `"loras": [{"name": "a.safetensors", "url": "https://huggingface.co/u/r/resolve/main/a.safetensors"}]`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.loras[0]", "both name and url"}}},
+		{"lora url not http", opts(t, `"loras": [{"url": "ftp://example.com/a.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].url", "http or https"}}},
+		{"lora url relative", opts(t, `"loras": [{"url": "a.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].url", "http or https"}}},
+		{"lora url without host", opts(t, `"loras": [{"url": "https:///a.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].url", "no host"}}},
+		{"lora url with a password", opts(t, `"loras": [{"url": "https://u:p@example.com/a.safetensors"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].url", "password"}}},
+		{"lora url a number", opts(t, `"loras": [{"url": 5}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].url", "must be a string"}}},
+		{"lora sha256 short", opts(t, `"loras": [{"url": "https://example.com/a.safetensors", "sha256": "abc"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].sha256", "64 hexadecimal"}}},
+		{"lora sha256 not hex", opts(t, `"loras": [{"url": "https://example.com/a.safetensors", "sha256": "`+strings.Repeat("g", 64)+`"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].sha256", "64 hexadecimal"}}},
+		{"lora sha256 with a name", opts(t, `"loras": [{"name": "a.safetensors", "sha256": "`+strings.Repeat("a", 64)+`"}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].sha256", "only checked for a LoRA given by url"}}},
+		{"every bad lora field at once", opts(t, `"loras": [{"url": "file:///x", "sha256": "1", "strength": 9, "expert": "hgh"}]`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.loras[0].url", "http or https"}, {apperr.InvalidInput, "options.loras[0].sha256", "64 hexadecimal"},
+				{apperr.InvalidInput, "options.loras[0].strength", "between -4 and 4"}, {apperr.InvalidInput, "options.loras[0].expert", `did you mean "high"`}}},
+		{"unknown lora key near url", opts(t, `"loras": [{"ulr": "https://example.com/a.safetensors"}]`), lim,
+			[]wantErr{{apperr.InvalidInput, "options.loras[0].ulr", `did you mean "url"`}, {apperr.InvalidInput, "options.loras[0].name", "or options.loras[0].url"}}},
 		{"lora strength out of range", opts(t, `"loras": [{"name": "a.safetensors", "strength": 4.5}]`), lim, []wantErr{{apperr.InvalidInput, "options.loras[0].strength", "between -4 and 4"}}},
 		{"lora expert unknown", opts(t, `"loras": [{"name": "a.safetensors"}, {"name": "b.safetensors", "expert": "middle"}]`), lim,
 			[]wantErr{{apperr.InvalidInput, "options.loras[1].expert", "both, high, low"}}},
@@ -416,6 +431,17 @@ func TestParseAccepts(t *testing.T) {
 			}},
 		{"four loras", opts(t, `"loras": [{"name":"a.pt","expert":"high","strength":-4},{"name":"b.ckpt","expert":"low","strength":4},{"name":"c.sft"},{"name":"d e/f.safetensors"}]`),
 			func(j *Job) bool { return len(j.Options.LoRAs) == 4 && j.Options.LoRAs[0].Strength == -4 }},
+		{"lora by url", opts(t, `"loras": [{"url": "https://civitai.com/api/download/models/1?type=Model", "expert": "low"}]`),
+			func(j *Job) bool {
+				l := j.Options.LoRAs
+				return len(l) == 1 && l[0].URL == "https://civitai.com/api/download/models/1?type=Model" && l[0].Name == "" &&
+					l[0].SHA256 == "" && l[0].File() == "" && l[0].Expert == ExpertLow && l[0].Strength == 1
+			}},
+		{"lora by url with sha256", opts(t, `"loras": [{"url": "http://example.com/a", "sha256": " `+strings.Repeat("AB", 32)+`"}]`),
+			func(j *Job) bool {
+				l := j.Options.LoRAs[0]
+				return l.SHA256 == strings.Repeat("ab", 32) && l.File() == "url-cache/"+strings.Repeat("ab", 32)+".safetensors"
+			}},
 		{"url-safe base64 with line breaks, no padding", job(t, `{"prompt": "a", "image": "`+wrapB64(urlSafe(pngB64))+`"}`), func(j *Job) bool { return j.Image.Width == 64 }},
 		{"data URI", job(t, `{"prompt": "a", "image": "data:image/png;base64,`+pngB64+`"}`), func(j *Job) bool { return j.Image.Source == SourceDataURI }},
 		{"data URI without media type", job(t, `{"prompt": "a", "image": "data:;base64,`+pngB64+`"}`), func(j *Job) bool { return j.Image.Source == SourceDataURI }},

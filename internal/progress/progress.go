@@ -10,16 +10,17 @@ type Stage string
 
 // The stages of the contract.
 const (
-	Queued         Stage = "queued"
-	Uploading      Stage = "uploading"
-	LoadingModels  Stage = "loading_models"
-	EncodingPrompt Stage = "encoding_prompt"
-	SamplingHigh   Stage = "sampling_high"
-	SamplingLow    Stage = "sampling_low"
-	Decoding       Stage = "decoding"
-	EncodingVideo  Stage = "encoding_video"
-	Interpolating  Stage = "interpolating" // options.interpolate: raising the frame rate
-	Delivering     Stage = "delivering"
+	Queued          Stage = "queued"
+	DownloadingLoRA Stage = "downloading_lora"
+	Uploading       Stage = "uploading"
+	LoadingModels   Stage = "loading_models"
+	EncodingPrompt  Stage = "encoding_prompt"
+	SamplingHigh    Stage = "sampling_high"
+	SamplingLow     Stage = "sampling_low"
+	Decoding        Stage = "decoding"
+	EncodingVideo   Stage = "encoding_video"
+	Interpolating   Stage = "interpolating" // options.interpolate: raising the frame rate
+	Delivering      Stage = "delivering"
 )
 
 // Progress is one progress update: `{"stage", "percent", "step", "steps"}`.
@@ -30,6 +31,10 @@ type Progress struct {
 	Percent int   `json:"percent"`
 	Step    int   `json:"step,omitempty"`
 	Steps   int   `json:"steps,omitempty"`
+	// Bytes and TotalBytes count a download (downloading_lora); TotalBytes
+	// is 0 while the size is not known.
+	Bytes      int64 `json:"bytes,omitempty"`
+	TotalBytes int64 `json:"total_bytes,omitempty"`
 }
 
 // Func receives progress updates. It must not block for long.

@@ -19,6 +19,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/deliver"
 	"github.com/wan22-worker/wan22-worker/internal/job"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
+	"github.com/wan22-worker/wan22-worker/internal/loracache"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"github.com/wan22-worker/wan22-worker/internal/supervisor"
 	"github.com/wan22-worker/wan22-worker/internal/workflow"
@@ -32,6 +33,7 @@ type Pipeline struct {
 	server  supervisor.Server
 	hc      *http.Client
 	fetch   *job.Fetcher
+	loras   *loracache.Cache
 	limits  job.Limits
 	profile workflow.Profile
 	deliver *deliver.Deliverer
@@ -54,6 +56,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Fetcher downloads image URLs; nil builds one from the configuration.
 	Fetcher *job.Fetcher
+	// LoRAs downloads the LoRAs jobs give by URL; nil builds one from the
+	// configuration.
+	LoRAs *loracache.Cache
 }
 
 // New builds a pipeline. It starts nothing: call Start.
@@ -74,12 +79,18 @@ func New(cfg *config.Config, opts Options, log *slog.Logger) (*Pipeline, error) 
 	if fetch == nil {
 		fetch = job.NewFetcher(cfg)
 	}
+	loras := opts.LoRAs
+	if loras == nil {
+		lo := loracache.OptionsFrom(cfg)
+		lo.Log = log.With("component", "loracache")
+		loras = loracache.New(lo)
+	}
 	d, err := deliver.New(deliver.OptionsFrom(cfg), log.With("component", "deliver"))
 	if err != nil {
 		return nil, err
 	}
 	return &Pipeline{
-		cfg: cfg, log: log, server: server, hc: hc, fetch: fetch,
+		cfg: cfg, log: log, server: server, hc: hc, fetch: fetch, loras: loras,
 		limits: job.LimitsFrom(cfg), profile: workflow.ProfileFrom(cfg), deliver: d,
 		cleanupTimeout: 10 * time.Second,
 	}, nil
@@ -196,6 +207,9 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	if err != nil {
 		return nil, err
 	}
+	if err := p.fetchLoRAs(ctx, j, prog); err != nil {
+		return nil, err
+	}
 	t := lap(&tm.Validate, t0)
 
 	// 2. ComfyUI must be up and have every model file.
@@ -305,6 +319,27 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	prog(progress.Progress{Stage: progress.Delivering, Percent: 100})
 	log.Info("job done", "mode", d.Mode, "bytes", d.SizeBytes, "total_ms", tm.Total, "inference_ms", tm.Inference)
 	return res, nil
+}
+
+// fetchLoRAs brings the job's URL LoRAs into the LoRA cache (downloading
+// those it does not have) and records each file's checksum, which names it
+// in the graph (job.LoRA.File).
+func (p *Pipeline) fetchLoRAs(ctx context.Context, j *job.Job, prog progress.Func) error {
+	for i := range j.Options.LoRAs {
+		l := &j.Options.LoRAs[i]
+		if l.URL == "" {
+			continue
+		}
+		res, err := p.loras.Get(ctx, loracache.Request{URL: l.URL, SHA256: l.SHA256, Field: fmt.Sprintf("options.loras[%d].url", i)},
+			func(done, total int64) {
+				prog(progress.Progress{Stage: progress.DownloadingLoRA, Bytes: done, TotalBytes: total})
+			})
+		if err != nil {
+			return err
+		}
+		l.SHA256 = res.SHA256
+	}
+	return nil
 }
 
 // onComfy places ComfyUI's progress (0–100 over its own stages) inside the

@@ -221,7 +221,7 @@ func build(j *job.Job, imageName string, p Profile, caps Capabilities) (*Built, 
 		}
 		for _, l := range o.LoRAs {
 			if appliesTo(l.Expert, e.expert) {
-				addLoRA(l.Name, l.Strength, "request")
+				addLoRA(l.File(), l.Strength, "request")
 			}
 		}
 		add(e.shift, "ModelSamplingSD3", e.name+" shift", map[string]any{"model": Link(model, 0), "shift": o.Shift})
@@ -336,7 +336,12 @@ func checkJob(j *job.Job, imageName string) error {
 		default:
 			bad(fmt.Sprintf("options.loras[%d].expert", i), "expert %q is not both, high or low", l.Expert)
 		}
-		if l.Name == "" {
+		switch {
+		case l.URL != "" && l.File() == "":
+			errs = append(errs, apperr.Field(apperr.InvalidInput, fmt.Sprintf("options.loras[%d].url", i),
+				"the LoRA at "+job.RedactURL(l.URL)+" is not downloaded yet, so its cache file is not known",
+				"the worker downloads it when the job runs; to build the graph beforehand, give its sha256"))
+		case l.File() == "":
 			bad(fmt.Sprintf("options.loras[%d].name", i), "LoRA name is empty")
 		}
 	}

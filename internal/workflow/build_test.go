@@ -53,6 +53,13 @@ func goldenCases() []struct {
 				{Name: "d.safetensors", Strength: -1, Expert: job.ExpertBoth},
 			}
 		}), defaultProfile, allCaps},
+		{"lora_url", withOpts(func(o *job.Options) {
+			o.LoRAs = []job.LoRA{
+				{URL: "https://huggingface.co/u/r/resolve/main/style.safetensors", Strength: 0.7, Expert: job.ExpertBoth,
+					SHA256: "2b2c0a6f1d0e4b7a9c3e5f8a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e"},
+				{Name: "detail_low.safetensors", Strength: 0.5, Expert: job.ExpertLow},
+			}
+		}), defaultProfile, allCaps},
 		{"no_profile_loras", defaultJob, func() Profile {
 			p := defaultProfile()
 			p.LoRAHigh, p.LoRALow = "", ""
@@ -339,6 +346,9 @@ func TestBuildRejectsBrokenJobs(t *testing.T) {
 		{"frame rate", func(o *job.Options) { o.FrameRate = 0 }, "options.frame_rate"},
 		{"lora expert", func(o *job.Options) { o.LoRAs = []job.LoRA{{Name: "a", Expert: "mid"}} }, "options.loras[0].expert"},
 		{"lora name", func(o *job.Options) { o.LoRAs = []job.LoRA{{Expert: job.ExpertHigh}} }, "options.loras[0].name"},
+		{"lora url not downloaded", func(o *job.Options) {
+			o.LoRAs = []job.LoRA{{Name: "a.safetensors"}, {URL: "https://example.com/x.safetensors?token=s"}}
+		}, "options.loras[1].url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,7 +102,7 @@ func (p Profile) Required() []ModelRef {
 func RequestModels(j *job.Job) []ModelRef {
 	var refs []ModelRef
 	for _, l := range j.Options.LoRAs {
-		refs = append(refs, loraRef(l.Name))
+		refs = append(refs, loraRef(l.File()))
 	}
 	return dedupe(refs)
 }
