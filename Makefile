@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/interna
 BIN := bin/wan22-worker
 FUZZTIME ?= 5s
 
-.PHONY: all build test test-unit fuzz lint bench e2e demo clean patch minor major
+.PHONY: all build test test-unit fuzz lint bench e2e demo clean patch minor major image-deps lock-python
 
 all: build
 
@@ -34,6 +34,15 @@ lint:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+## image-deps: resolve docker/requirements.lock against the package index without installing (a yanked or
+## vanished pin fails here, not in docker build); skipped with a printed reason when the index is unreachable.
+image-deps:
+	./scripts/image-deps.sh
+
+## lock-python: regenerate docker/requirements.lock from docker/requirements.in (scripts/lock-python.sh).
+lock-python:
+	./scripts/lock-python.sh
 
 ## e2e: the end-to-end tier against the real ComfyUI (needs COMFYUI_DIR; skips otherwise).
 e2e:

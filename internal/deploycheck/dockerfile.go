@@ -242,7 +242,8 @@ var (
 //     and a sha256 digest;
 //   - every ARG has a default;
 //   - every pip install pins each package with == (or ===), and installs from a
-//     requirements file only together with a constraints file (-c);
+//     requirements file only with --require-hashes (a lock: pip then refuses any
+//     unpinned or unhashed package) or together with a constraints file (-c);
 //   - every git clone, fetch and checkout ends on a full commit: a clone of a
 //     release tag must verify the tag's commit (git rev-parse HEAD against a
 //     full SHA), or check out a full SHA;
@@ -405,10 +406,14 @@ var pipValueOptions = []string{"-r", "--requirement", "-c", "--constraint", "-i"
 
 func checkPip(fs *findings, line int, args []string) {
 	var reqs, cons []string
+	hashes := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		opt, val, inline := strings.Cut(a, "=")
 		if strings.HasPrefix(a, "-") {
+			if opt == "--require-hashes" {
+				hashes = true
+			}
 			if !slices.Contains(pipValueOptions, opt) {
 				continue // a flag
 			}
@@ -432,8 +437,8 @@ func checkPip(fs *findings, line int, args []string) {
 		}
 		checkPipSpec(fs, line, a)
 	}
-	if len(reqs) > 0 && len(cons) == 0 {
-		fs.add(line, "pip-pin", "pip install -r %s without a constraints file (-c): the requirements' versions float, and they may replace packages pinned earlier (torch)", strings.Join(reqs, " -r "))
+	if len(reqs) > 0 && len(cons) == 0 && !hashes {
+		fs.add(line, "pip-pin", "pip install -r %s without --require-hashes or a constraints file (-c): the requirements' versions float, and they may replace packages pinned earlier (torch)", strings.Join(reqs, " -r "))
 	}
 }
 
