@@ -16,15 +16,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wan22-worker/wan22-worker/docker"
 	"github.com/wan22-worker/wan22-worker/internal/modelpaths"
 	"github.com/wan22-worker/wan22-worker/internal/models"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/pylock"
 )
 
 // The versions the worker is built and tested with (DESIGN.md §1a).
 const (
 	PinnedComfyUI = "0.3.64"
-	PinnedTorch   = "2.8"
 	MinCUDA       = "12.8"
 )
 
@@ -40,9 +41,10 @@ func Checks() []Check {
 		{Name: "configuration", Run: checkConfig},
 		{Name: "comfyui", Run: checkComfyUI},
 		{Name: "python/torch", Run: checkPython},
+		{Name: "python/packages", Run: checkPackages, Needs: []string{"python/torch"}},
 		{Name: "gpu", Run: checkGPU},
 		{Name: "models", Run: checkModels},
-		{Name: "custom nodes", Run: checkNodes},
+		{Name: "custom nodes", Run: checkNodes, Needs: []string{"comfyui"}},
 		{Name: "ffmpeg", Run: checkFFmpeg},
 		{Name: "disk", Run: checkDisk},
 		{Name: "runpod", Run: checkRunPod},
@@ -190,8 +192,7 @@ func checkPython(ctx context.Context, d *Deps) []Result {
 			return []Result{fail(name, fmt.Sprintf("%s -c 'import torch' did not finish: %v", py, ctx.Err()),
 				"the environment is very slow to import torch (cold network volume?) or hangs; run the command by hand")}
 		}
-		return []Result{fail(name, fmt.Sprintf("%s cannot import torch: %s", py, lastLine(stderr, err)),
-			"install PyTorch 2.8.0 for CUDA 12.8 into ComfyUI's environment: pip install torch==2.8.0 --index-url https://download.pytorch.org/whl/cu128")}
+		return []Result{fail(name, fmt.Sprintf("%s cannot import torch: %s", py, lastLine(stderr, err)), installHint(py))}
 	}
 	var info torchInfo
 	if err := json.Unmarshal(bytes.TrimSpace(lastLineBytes(stdout)), &info); err != nil {
@@ -209,10 +210,63 @@ func checkPython(ctx context.Context, d *Deps) []Result {
 			return []Result{fail(name, detail, hint)}
 		}
 		return []Result{warn(name, detail, hint+"; fine for CPU-only development")}
-	case !strings.HasPrefix(info.Torch, PinnedTorch+"."):
-		return []Result{warn(name, detail, "the worker is tested with torch "+PinnedTorch+".0 (cu128); other versions may lack kernels for your GPU (\"no kernel image\")")}
+	case strings.SplitN(info.Torch, "+", 2)[0] != lockedVersion("torch"):
+		return []Result{warn(name, detail, "the worker is tested with torch "+lockedVersion("torch")+" (the CUDA "+MinCUDA+" build of the image's lock); other versions may lack kernels for your GPU (\"no kernel image\"); "+installHint(py))}
 	}
 	return []Result{pass(name, detail)}
+}
+
+// lockPins is the image's Python lock (docker/requirements.lock, built into the binary).
+func lockPins() []pylock.Pin {
+	pins, _ := pylock.Parse(docker.RequirementsLock()) // checked line by line by internal/deploycheck's tests
+	return pins
+}
+
+// lockedVersion is the lock's version of a package.
+func lockedVersion(name string) string { return pylock.Version(lockPins(), name) }
+
+// installHint is the one way to install ComfyUI's Python environment: from the image's lock.
+func installHint(py string) string {
+	return fmt.Sprintf("install ComfyUI's environment from the image's lock (torch %s, the CUDA %s build, from PyPI, and every other package at its locked version): uv pip sync --python %s --require-hashes docker/requirements.lock (docs/e2e.md)",
+		lockedVersion("torch"), MinCUDA, py)
+}
+
+// packagesProbe prints every installed distribution's name and version as one JSON object.
+const packagesProbe = `import json, importlib.metadata as m; print(json.dumps({d.metadata["Name"]: d.version for d in m.distributions() if d.metadata["Name"]}))`
+
+// checkPackages compares the packages of ComfyUI's Python environment with the image's lock.
+func checkPackages(ctx context.Context, d *Deps) []Result {
+	const name = "python/packages"
+	if d.Config.ComfyURL != "" {
+		return []Result{pass(name, "not checked here: attached to COMFY_URL, whose own Python runs ComfyUI")}
+	}
+	py := d.Config.ComfyPython
+	ctx, cancel := context.WithTimeout(ctx, max(d.Timeout, 60*time.Second))
+	defer cancel()
+	stdout, stderr, err := d.Run(ctx, py, "-c", packagesProbe)
+	if err != nil {
+		return []Result{warn(name, fmt.Sprintf("%s could not list its packages: %s", py, lastLine(stderr, err)), "run the probe by hand: "+py+" -c '"+packagesProbe+"'")}
+	}
+	var installed map[string]string
+	if err := json.Unmarshal(bytes.TrimSpace(lastLineBytes(stdout)), &installed); err != nil {
+		return []Result{warn(name, fmt.Sprintf("%s printed no package list: %q", py, oneLine(string(stdout))), "run the probe by hand: "+py+" -c '"+packagesProbe+"'")}
+	}
+	pins := lockPins()
+	diffs := pylock.Compare(pins, installed)
+	if len(diffs) == 0 {
+		return []Result{pass(name, fmt.Sprintf("%s: all %d packages as in the image's lock", py, len(pins)))}
+	}
+	const shown = 6
+	var list []string
+	for i, df := range diffs {
+		if i == shown {
+			list = append(list, fmt.Sprintf("and %d more", len(diffs)-shown))
+			break
+		}
+		list = append(list, df.String())
+	}
+	return []Result{warn(name, fmt.Sprintf("%s: %d package(s) differ from the image's lock: %s", py, len(diffs), strings.Join(list, ", ")),
+		"the tested environment is the lock's; "+installHint(py))}
 }
 
 // lastLine is the last non-empty line of a program's stderr, or the error.

@@ -35,6 +35,8 @@ const (
 	Pass Status = "pass"
 	Warn Status = "warn"
 	Fail Status = "fail"
+	// Skip is a check not run because a check it depends on failed (Check.Needs).
+	Skip Status = "skip"
 )
 
 // Mark is the one-character sign of a status: ✓, ! or ✗.
@@ -44,6 +46,8 @@ func (s Status) Mark() string {
 		return "✓"
 	case Warn:
 		return "!"
+	case Skip:
+		return "-"
 	}
 	return "✗"
 }
@@ -156,6 +160,9 @@ func (d *Deps) path(p string) string {
 type Check struct {
 	Name string
 	Run  func(ctx context.Context, d *Deps) []Result
+	// Needs names earlier checks this one depends on: when one of them failed, this check is not run and
+	// reports one Skip result saying which, instead of repeating that failure in its own words.
+	Needs []string
 }
 
 // Run runs the checks in order and collects their results. OK is false when
@@ -163,10 +170,25 @@ type Check struct {
 func Run(ctx context.Context, d *Deps, checks []Check) Report {
 	dd := d.withDefaults()
 	rep := Report{OK: true, Checks: []Result{}}
+	failed := map[string]bool{}
 	for _, c := range checks {
 		if ctx.Err() != nil {
 			rep.Checks = append(rep.Checks, fail(c.Name, "not run: "+ctx.Err().Error(), ""))
 			rep.OK = false
+			failed[c.Name] = true
+			continue
+		}
+		var blockers []string
+		for _, n := range c.Needs {
+			if failed[n] {
+				blockers = append(blockers, n)
+			}
+		}
+		if len(blockers) > 0 {
+			failed[c.Name] = true // and so are the checks that need this one
+			rep.Checks = append(rep.Checks, Result{Name: c.Name, Status: Skip,
+				Detail: "not checked: it depends on the " + strings.Join(blockers, " and ") + " check, which failed",
+				Hint:   "fix the " + strings.Join(blockers, " and ") + " check first"})
 			continue
 		}
 		for _, r := range c.Run(ctx, dd) {
@@ -175,6 +197,7 @@ func Run(ctx context.Context, d *Deps, checks []Check) Report {
 			}
 			if r.Status == Fail {
 				rep.OK = false
+				failed[c.Name] = true
 			}
 			rep.Checks = append(rep.Checks, r)
 		}
@@ -200,7 +223,7 @@ func (r Report) WriteText(w io.Writer) error {
 		tw.Flush()
 		b.WriteString("\n")
 	}
-	var passed, warned, failed int
+	var passed, warned, failed, skipped int
 	indent := strings.Repeat(" ", nameCols+3)
 	for _, c := range r.Checks {
 		switch c.Status {
@@ -208,6 +231,8 @@ func (r Report) WriteText(w io.Writer) error {
 			passed++
 		case Warn:
 			warned++
+		case Skip:
+			skipped++
 		default:
 			failed++
 		}
@@ -224,7 +249,11 @@ func (r Report) WriteText(w io.Writer) error {
 	if failed > 0 {
 		verdict = "NOT ready: fix the ✗ lines"
 	}
-	fmt.Fprintf(&b, "\n%d passed, %d warning%s, %d failed: %s\n", passed, warned, plural(warned), failed, verdict)
+	skippedText := ""
+	if skipped > 0 {
+		skippedText = fmt.Sprintf("%d skipped, ", skipped)
+	}
+	fmt.Fprintf(&b, "\n%d passed, %d warning%s, %s%d failed: %s\n", passed, warned, plural(warned), skippedText, failed, verdict)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -17,9 +17,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wan22-worker/wan22-worker/docker"
 	"github.com/wan22-worker/wan22-worker/internal/comfy/comfytest"
 	"github.com/wan22-worker/wan22-worker/internal/config"
 	"github.com/wan22-worker/wan22-worker/internal/models"
+	"github.com/wan22-worker/wan22-worker/internal/pylock"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -177,12 +179,13 @@ func TestCheckPython(t *testing.T) {
 		{"attached", map[string]string{"COMFY_URL": "http://127.0.0.1:1"}, nil, Pass, []string{"not checked"}},
 		{"no python", nil, fakeRunner{}, Fail, []string{"COMFY_PYTHON=python3 not found"}},
 		{"no torch", nil, fakeRunner{probe: {stderr: "Traceback (most recent call last):\n  File \"<string>\", line 1\nModuleNotFoundError: No module named 'torch'\n", err: errors.New("exit status 1")}},
-			Fail, []string{"No module named 'torch'", "torch==2.8.0"}},
+			Fail, []string{"No module named 'torch'", "torch 2.8.0", "uv pip sync --python python3 --require-hashes docker/requirements.lock"}},
 		{"good", nil, fakeRunner{probe: {stdout: good + "\n"}}, Pass, []string{"torch 2.8.0+cu128, CUDA 12.8, GPU available: true"}},
 		{"warnings before the report", nil, fakeRunner{probe: {stdout: "some warning\n" + good + "\n"}}, Pass, nil},
 		{"cpu build off RunPod", nil, fakeRunner{probe: {stdout: `{"torch": "2.8.0+cpu", "cuda": null, "cuda_available": false}`}}, Warn, []string{"CPU build", "development"}},
 		{"no GPU on RunPod", onRunPod, fakeRunner{probe: {stdout: `{"torch": "2.8.0+cu128", "cuda": "12.8", "cuda_available": false}`}}, Fail, []string{"GPU available: false"}},
-		{"other torch", nil, fakeRunner{probe: {stdout: `{"torch": "2.7.1+cu126", "cuda": "12.6", "cuda_available": true}`}}, Warn, []string{"2.7.1", "no kernel image"}},
+		{"other torch", nil, fakeRunner{probe: {stdout: `{"torch": "2.7.1+cu126", "cuda": "12.6", "cuda_available": true}`}}, Warn, []string{"2.7.1", "no kernel image", "tested with torch 2.8.0", "docker/requirements.lock"}},
+		{"newer patch", nil, fakeRunner{probe: {stdout: `{"torch": "2.8.1", "cuda": "12.8", "cuda_available": true}`}}, Warn, []string{"2.8.1", "tested with torch 2.8.0"}},
 		{"garbage", nil, fakeRunner{probe: {stdout: "hello"}}, Fail, []string{"no torch report"}},
 	}
 	for _, tc := range tests {
@@ -191,6 +194,100 @@ func TestCheckPython(t *testing.T) {
 			d.Run = tc.runs.run
 			expect(t, runCheck(t, d, checkPython), 0, tc.status, tc.wants...)
 		})
+	}
+}
+
+// TestTorchHintIsTheLock checks that doctor's torch advice names the lock's versions, the one truth: no
+// other index, no other version.
+func TestTorchHintIsTheLock(t *testing.T) {
+	pins, errs := pylock.Parse(docker.RequirementsLock())
+	if len(errs) > 0 || pylock.Version(pins, "torch") == "" {
+		t.Fatalf("the embedded lock: %v, torch %q", errs, pylock.Version(pins, "torch"))
+	}
+	hint := installHint("py")
+	if !strings.Contains(hint, "torch "+pylock.Version(pins, "torch")+",") || strings.Contains(hint, "download.pytorch.org") {
+		t.Errorf("hint %q does not state the lock's torch %s", hint, pylock.Version(pins, "torch"))
+	}
+}
+
+func TestCheckPackages(t *testing.T) {
+	probe := "python3 -c " + packagesProbe
+	pins, _ := pylock.Parse(docker.RequirementsLock())
+	all := map[string]string{"pip": "25.2"}
+	for _, p := range pins {
+		all[p.Name] = p.Version
+	}
+	all["torch"] += "+cu128"
+	js := func(m map[string]string) string { b, _ := json.Marshal(m); return string(b) + "\n" }
+	drift := map[string]string{}
+	for k, v := range all {
+		drift[k] = v
+	}
+	drift["numpy"] = "2.3.3"
+	drift["av"] = "16.0.1"
+	delete(drift, "pyyaml")
+	drift["requests-toolbelt"] = "1.0.0"
+	tests := []struct {
+		name   string
+		env    map[string]string
+		runs   fakeRunner
+		status Status
+		wants  []string
+	}{
+		{"attached", map[string]string{"COMFY_URL": "http://127.0.0.1:1"}, nil, Pass, []string{"not checked"}},
+		{"as locked", nil, fakeRunner{probe: {stdout: js(all)}}, Pass, []string{fmt.Sprintf("all %d packages", len(pins))}},
+		{"drifted", nil, fakeRunner{probe: {stdout: js(drift)}}, Warn, []string{"4 package(s) differ", "av 16.0.1 (locked 15.1.0)",
+			"numpy 2.3.3 (locked 2.2.6)", "pyyaml (locked 6.0.3, not installed)", "requests-toolbelt 1.0.0 (not in the lock)", "uv pip sync"}},
+		{"probe fails", nil, fakeRunner{probe: {stderr: "boom\n", err: errors.New("exit status 1")}}, Warn, []string{"could not list", "boom"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDeps(t, tc.env)
+			d.Run = tc.runs.run
+			expect(t, runCheck(t, d, checkPackages), 0, tc.status, tc.wants...)
+		})
+	}
+}
+
+// TestFailedCheckSkipsItsDependents: with ComfyUI absent, the custom nodes check (VideoHelperSuite,
+// TorchCompileModel) does not repeat the failure in its own words; it is skipped and says why. A check that
+// needs a skipped check is skipped too.
+func TestFailedCheckSkipsItsDependents(t *testing.T) {
+	d := newDeps(t, map[string]string{"COMFYUI_DIR": "/c"})
+	rep := Run(t.Context(), d, Checks())
+	byName := map[string][]Result{}
+	for _, r := range rep.Checks {
+		byName[r.Name] = append(byName[r.Name], r)
+	}
+	expect(t, byName["comfyui"], 0, Fail, "no main.py")
+	expect(t, byName["custom nodes"], 0, Skip, "not checked", "comfyui check, which failed")
+	if len(byName["custom nodes"]) != 1 || len(byName["TorchCompileModel"]) != 0 || len(byName["VideoHelperSuite"]) != 0 {
+		t.Errorf("custom nodes checked although ComfyUI is absent: %+v %+v", byName["custom nodes"], byName["torch.compile"])
+	}
+	expect(t, byName["python/packages"], 0, Skip, "python/torch check")
+	if !strings.Contains(fmt.Sprint(rep.Checks), "skip") {
+		t.Error("no skip")
+	}
+
+	chain := []Check{
+		{Name: "a", Run: func(context.Context, *Deps) []Result { return []Result{fail("", "broken", "fix")} }},
+		{Name: "b", Needs: []string{"a"}, Run: func(context.Context, *Deps) []Result { t.Error("b ran"); return nil }},
+		{Name: "c", Needs: []string{"b"}, Run: func(context.Context, *Deps) []Result { t.Error("c ran"); return nil }},
+		{Name: "d", Run: func(context.Context, *Deps) []Result { return []Result{pass("", "fine")} }},
+		{Name: "e", Needs: []string{"d"}, Run: func(context.Context, *Deps) []Result { return []Result{pass("", "ran")} }},
+	}
+	rep = Run(t.Context(), newDeps(t, nil), chain)
+	var got []Status
+	for _, r := range rep.Checks {
+		got = append(got, r.Status)
+	}
+	if want := []Status{Fail, Skip, Skip, Pass, Pass}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("statuses %v, want %v", got, want)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "- b ") || !strings.Contains(text.String(), "2 passed, 0 warnings, 2 skipped, 1 failed: NOT ready") {
+		t.Errorf("report:\n%s", text.String())
 	}
 }
 
