@@ -107,9 +107,9 @@ func TestRepoDockerfileContract(t *testing.T) {
 	}
 
 	wantArgs := map[string]string{
-		"TORCH_VERSION":       "2.8.0",
-		"XFORMERS_VERSION":    "0.0.32.post2",
-		"COMFYUI_VERSION":     "v0.3.64",
+		"TORCH_VERSION":    "2.8.0",
+		"XFORMERS_VERSION": "0.0.32.post2",
+		"COMFYUI_VERSION":  "v0.3.64",
 	}
 	for k, want := range wantArgs {
 		if got := rt.Args[k]; got != want {

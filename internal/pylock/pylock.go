@@ -35,7 +35,9 @@ var (
 )
 
 // Normalize returns the PEP 503 normalized form of a package name.
-func Normalize(name string) string { return normRE.ReplaceAllString(strings.ToLower(strings.TrimSpace(name)), "-") }
+func Normalize(name string) string {
+	return normRE.ReplaceAllString(strings.ToLower(strings.TrimSpace(name)), "-")
+}
 
 // Parse reads a lock. Every requirement must be pinned with == and carry at least one sha256 hash; the lines
 // that are not are returned as LineErrors, all of them, next to the pins that parsed.
