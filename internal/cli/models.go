@@ -149,7 +149,7 @@ func modelsList(ctx context.Context, env *Env, args []string, deps modelsDeps) i
 		fmt.Fprintf(env.Stderr, "wan22-worker models list: -o %q: use text or json\n", *out)
 		return exitInvalid
 	}
-	paths := modelpaths.Resolve(s.dirs, nil)
+	paths := models.ResolvePaths(s.cfg, s.dirs, "", nil)
 	statuses := models.Inspect(paths, s.items, nil)
 	if *out == "json" {
 		return modelsWriteJSON(env.Stdout, map[string]any{"dirs": paths.Summary(), "models": statuses})
@@ -188,6 +188,12 @@ func modelsWriteStatuses(w io.Writer, statuses []models.Status) {
 			}
 		}
 		where := st.Path
+		if st.Source != "" {
+			where += " (" + st.Source + ")"
+		}
+		if st.VolumeWhileCached() {
+			where += " ! also in the Hugging Face cache (" + st.AlsoCachedRepo + ")"
+		}
 		switch st.State {
 		case models.StateMissing:
 			missing++
@@ -214,6 +220,11 @@ func modelsWriteStatuses(w io.Writer, statuses []models.Status) {
 			for _, p := range st.LookedIn {
 				fmt.Fprintf(w, "  %s\n", p)
 			}
+		}
+	}
+	for _, st := range statuses {
+		if st.VolumeWhileCached() {
+			fmt.Fprintf(w, "\n%s/%s is read from the network volume although the Hugging Face cache has it at %s: %s.\n", st.Folder, st.Name, st.AlsoCached, models.CachedHint)
 		}
 	}
 	if missing > 0 {
@@ -261,7 +272,8 @@ func modelsPull(ctx context.Context, env *Env, args []string, deps modelsDeps) i
 		return exitInvalid
 	}
 
-	// What is already there, where the worker will look.
+	// What is already there, where the worker will look (the folders; a copy in the Hugging Face cache does
+	// not stop a pull into a folder).
 	statuses := models.Inspect(modelpaths.Resolve(s.dirs, nil), s.items, nil)
 	var targets []models.Target
 	failed := false
@@ -494,7 +506,7 @@ func modelsVerify(ctx context.Context, env *Env, args []string, deps modelsDeps)
 		fmt.Fprintf(env.Stderr, "wan22-worker models verify: -o %q: use text or json\n", *out)
 		return exitInvalid
 	}
-	statuses := models.Inspect(modelpaths.Resolve(s.dirs, nil), s.items, nil)
+	statuses := models.Inspect(models.ResolvePaths(s.cfg, s.dirs, "", nil), s.items, nil)
 	results := make([]modelsVerified, len(statuses))
 
 	tty, width := modelsTerminal(env.Stderr)
@@ -566,6 +578,12 @@ func modelsWriteVerified(w io.Writer, results []modelsVerified) {
 			mark = "✗"
 		}
 		detail := v.Path
+		if v.Source != "" {
+			detail += " (" + v.Source + ")"
+		}
+		if v.VolumeWhileCached() {
+			detail += " ! also in the Hugging Face cache (" + v.AlsoCachedRepo + ")"
+		}
 		switch v.Result {
 		case "missing":
 			detail = "not found (looked in " + strings.Join(v.LookedIn, ", ") + ")"
@@ -583,6 +601,9 @@ func modelsWriteVerified(w io.Writer, results []modelsVerified) {
 			fmt.Fprintf(w, "\n%s is missing: run `wan22-worker models pull`.\n", v.Name)
 		case "mismatch":
 			fmt.Fprintf(w, "\n%s does not match the manifest: delete %s and run `wan22-worker models pull`.\n", v.Name, v.Path)
+		}
+		if v.VolumeWhileCached() {
+			fmt.Fprintf(w, "\n%s/%s is read from the network volume although the Hugging Face cache has it at %s: %s.\n", v.Folder, v.Name, v.AlsoCached, models.CachedHint)
 		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/wan22-worker/wan22-worker/docker"
-	"github.com/wan22-worker/wan22-worker/internal/modelpaths"
 	"github.com/wan22-worker/wan22-worker/internal/models"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"github.com/wan22-worker/wan22-worker/internal/pylock"
@@ -354,7 +353,7 @@ func checkModels(_ context.Context, d *Deps) []Result {
 	for i, dir := range d.Config.ModelsDirs {
 		dirs[i] = d.path(dir)
 	}
-	paths := modelpaths.Resolve(dirs, nil)
+	paths := models.ResolvePaths(d.Config, d.Config.ModelsDirs, "", d.path)
 	var out []Result
 	if len(paths.Roots) == 0 {
 		out = append(out, fail("model folders", "none of MODELS_DIRS exists: "+strings.Join(dirs, ", "),
@@ -369,8 +368,11 @@ func checkModels(_ context.Context, d *Deps) []Result {
 		case st.State == models.StatePresent && !st.Known():
 			out = append(out, warn(name, fmt.Sprintf("present at %s (%s); %s", st.Path, progress.Bytes(st.Size), models.UnknownNote),
 				"fine if you put it there on purpose; `models verify` cannot check it"))
+		case st.State == models.StatePresent && st.VolumeWhileCached():
+			out = append(out, warn(name, fmt.Sprintf("%s (%s, %s), although the Hugging Face cache has it too: %s (%s)", st.Path, st.Source, progress.Bytes(st.Size), st.AlsoCached, st.AlsoCachedRepo),
+				models.CachedHint))
 		case st.State == models.StatePresent:
-			out = append(out, pass(name, fmt.Sprintf("%s (%s)", st.Path, progress.Bytes(st.Size))))
+			out = append(out, pass(name, fmt.Sprintf("%s (%s, %s)", st.Path, st.Source, progress.Bytes(st.Size))))
 		case st.State == models.StateSizeMismatch:
 			out = append(out, fail(name, fmt.Sprintf("%s is %d bytes, the manifest says %d (an interrupted copy?)", st.Path, st.Size, st.File.Size),
 				"delete it and run `wan22-worker models pull`, or check it with `wan22-worker models verify`"))

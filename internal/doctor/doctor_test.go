@@ -20,6 +20,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/docker"
 	"github.com/wan22-worker/wan22-worker/internal/comfy/comfytest"
 	"github.com/wan22-worker/wan22-worker/internal/config"
+	"github.com/wan22-worker/wan22-worker/internal/hfcache/hfcachetest"
 	"github.com/wan22-worker/wan22-worker/internal/models"
 	"github.com/wan22-worker/wan22-worker/internal/pylock"
 )
@@ -376,6 +377,32 @@ func TestCheckModels(t *testing.T) {
 		d := newDeps(t, env)
 		d.Manifest = m
 		expect(t, runCheck(t, d, checkModels), 0, Fail, "none of MODELS_DIRS exists")
+	})
+	t.Run("Hugging Face cache", func(t *testing.T) {
+		env := map[string]string{
+			"MODELS_DIRS":     "/runpod-volume/models",
+			"MODEL_UNET_HIGH": "high.safetensors", "MODEL_UNET_LOW": "low.safetensors", "MODEL_TEXT_ENCODER": "t5.safetensors",
+			"MODEL_VAE": "none", "MODEL_LORA_HIGH": "none", "MODEL_LORA_LOW": "none",
+		}
+		d := newDeps(t, env)
+		d.Manifest = m
+		writeFile(t, filepath.Join(d.Root, "runpod-volume/models/unet/high.safetensors"), string(data)) // volume and cache
+		hub := filepath.Join(d.Root, "runpod-volume/huggingface-cache/hub")
+		const rev = "2222222222222222222222222222222222222222"
+		hfcachetest.WriteRepo(t, hub, "me/wan22-models", rev, map[string][]hfcachetest.File{rev: {
+			{Rel: "split_files/diffusion_models/high.safetensors", Content: string(data)},
+			{Rel: "split_files/text_encoders/t5.safetensors", Content: "t5..."},
+		}})
+		rs := runCheck(t, d, checkModels)
+		expect(t, rs, 0, Pass, "Hugging Face cache me/wan22-models@222222222222: diffusion_models/high.safetensors")
+		expect(t, rs, 1, Warn, "runpod-volume/models/unet/high.safetensors (volume", "although the Hugging Face cache has it too", "me/wan22-models", "MODELS_PREFER_CACHE=1")
+		expect(t, rs, 2, Fail, "low.safetensors", "not found")
+		expect(t, rs, 3, Pass, "snapshots/"+rev+"/split_files/text_encoders/t5.safetensors (cache")
+
+		env["MODELS_PREFER_CACHE"] = "1"
+		d.Config = loadConfig(t, env)
+		rs = runCheck(t, d, checkModels)
+		expect(t, rs, 1, Pass, "split_files/diffusion_models/high.safetensors (cache")
 	})
 	t.Run("attached: missing is a warning", func(t *testing.T) {
 		d := newDeps(t, map[string]string{"COMFY_URL": "http://127.0.0.1:1", "MODEL_LORA_HIGH": "none", "MODEL_LORA_LOW": "none"})

@@ -96,6 +96,11 @@ type Paths struct {
 	// configured keeps every entry, for Locate's list of places tried.
 	configured []string
 	stat       StatFunc
+	// The files found in a Hugging Face cache (SetCache), the folder ComfyUI reads them through, and whether
+	// they come before the roots.
+	cache       []CacheFile
+	cacheDir    string
+	preferCache bool
 }
 
 // Resolve finds the models folder of each configured directory, in order. For
@@ -191,7 +196,8 @@ func (p *Paths) Dirs(folder string) []string {
 
 // Locate looks for a model file, e.g. Locate("loras", "wan/x.safetensors"),
 // the way ComfyUI will: in every models folder in order, in each of the
-// folder's directories. It returns the path found ("" if none) and every path
+// folder's directories, and in the Hugging Face cache (SetCache) before or
+// after them. It returns the path found ("" if none) and every path
 // it tried, in order, for error hints. A name that is absolute or leaves its
 // folder is never found. Unknown folder names are searched as a directory of
 // that name.
@@ -203,6 +209,11 @@ func (p *Paths) Locate(folder, name string) (found string, tried []string) {
 	rel, err := cleanRel(name)
 	if err != nil {
 		return "", nil
+	}
+	cached, inCache := p.Cached(folder, name)
+	if inCache && p.preferCache {
+		found = cached.Path
+		tried = append(tried, cached.Path)
 	}
 	var bases []string
 	for _, r := range p.Roots {
@@ -220,6 +231,12 @@ func (p *Paths) Locate(folder, name string) (found string, tried []string) {
 					found = full
 				}
 			}
+		}
+	}
+	if inCache && !p.preferCache {
+		tried = append(tried, cached.Path)
+		if found == "" {
+			found = cached.Path
 		}
 	}
 	return found, tried
@@ -264,5 +281,5 @@ func (p *Paths) Summary() []string {
 	for _, m := range p.Missing {
 		out = append(out, m+": does not exist")
 	}
-	return out
+	return append(out, p.cacheSummary()...)
 }

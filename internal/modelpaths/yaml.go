@@ -25,9 +25,12 @@ func (p *Paths) YAML() []byte {
 	b.WriteString("# Search order: the order of MODELS_DIRS, first match wins, then ComfyUI's own models folder.\n")
 	b.WriteString("# ComfyUI puts each path of an is_default section in front of those it has, so sections and\n")
 	b.WriteString("# the directories of each folder are written last-first.\n")
-	if len(p.Roots) == 0 {
+	if len(p.Roots) == 0 && len(p.cacheFolders()) == 0 {
 		b.WriteString("{}\n")
 		return b.Bytes()
+	}
+	if !p.preferCache {
+		p.cacheYAML(&b)
 	}
 	for i := len(p.Roots) - 1; i >= 0; i-- {
 		r := p.Roots[i]
@@ -44,7 +47,25 @@ func (p *Paths) YAML() []byte {
 			}
 		}
 	}
+	if p.preferCache {
+		p.cacheYAML(&b)
+	}
 	return b.Bytes()
+}
+
+// cacheYAML writes the section of the Hugging Face cache's link folder (see SetCache).
+func (p *Paths) cacheYAML(b *bytes.Buffer) {
+	folders := p.cacheFolders()
+	if p.cacheDir == "" || len(folders) == 0 {
+		return
+	}
+	b.WriteString("wan22_hf_cache:\n")
+	b.WriteString("  # model files found in a Hugging Face cache, linked by their configured names\n")
+	fmt.Fprintf(b, "  base_path: %s\n", yamlString(p.cacheDir))
+	b.WriteString("  is_default: true\n")
+	for _, f := range folders {
+		fmt.Fprintf(b, "  %s: |\n    %s\n", f, f)
+	}
 }
 
 // WriteFile writes YAML to name atomically (a temporary file renamed over it).

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/wan22-worker/wan22-worker/internal/config"
+	"github.com/wan22-worker/wan22-worker/internal/hfcache"
 	"github.com/wan22-worker/wan22-worker/internal/modelpaths"
 )
 
@@ -47,6 +48,40 @@ func Wanted(c *config.Config) []Want {
 		out = append(out, w)
 	}
 	return out
+}
+
+// Files lists the files of the configured model profile as modelpaths.Files, in Wanted's order.
+func Files(c *config.Config) []modelpaths.File {
+	var out []modelpaths.File
+	for _, w := range Wanted(c) {
+		out = append(out, modelpaths.File{Folder: w.Folder, Name: w.Name})
+	}
+	return out
+}
+
+// ResolvePaths resolves the models folders (dirs, MODELS_DIRS by default) and adds the files of the
+// configured profile found in the Hugging Face caches of the configuration (MODELS_HF_CACHE, HF_HUB_CACHE,
+// HF_HOME), before or after the folders (MODELS_PREFER_CACHE), as the supervisor wires them into ComfyUI.
+// linkDir is where the cache's files are linked for ComfyUI ("" when nothing is written). mapPath maps each
+// configured path before use (doctor's tests run under a fake root); nil leaves them.
+func ResolvePaths(c *config.Config, dirs []string, linkDir string, mapPath func(string) string) *modelpaths.Paths {
+	if mapPath == nil {
+		mapPath = func(p string) string { return p }
+	}
+	if dirs == nil {
+		dirs = c.ModelsDirs
+	}
+	mapped := make([]string, len(dirs))
+	for i, d := range dirs {
+		mapped[i] = mapPath(d)
+	}
+	var hubs []string
+	for _, h := range hfcache.Hubs(c.ModelsHFCache, c.HFHubCache, c.HFHome) {
+		hubs = append(hubs, mapPath(h))
+	}
+	p := modelpaths.Resolve(mapped, nil)
+	p.SetCache(modelpaths.FindCache(hubs, Files(c)), linkDir, c.ModelsPreferCache)
+	return p
 }
 
 // Item is a wanted file with its manifest entry, when the manifest has one.
@@ -135,6 +170,12 @@ type Status struct {
 	Path string `json:"path,omitempty"`
 	// Size is the size on disk of Path.
 	Size int64 `json:"size,omitempty"`
+	// Source says where Path is: volume, cache or local (modelpaths.Source*).
+	Source string `json:"source,omitempty"`
+	// AlsoCached is the Hugging Face cache's copy of a file read from elsewhere (MODELS_PREFER_CACHE off),
+	// and its repo.
+	AlsoCached     string `json:"also_cached,omitempty"`
+	AlsoCachedRepo string `json:"also_cached_repo,omitempty"`
 	// LookedIn lists every path tried, in order.
 	LookedIn []string `json:"looked_in"`
 	// Partial is an unfinished download found for a missing file, and its
@@ -165,6 +206,10 @@ func Inspect(paths *modelpaths.Paths, items []Item, stat modelpaths.StatFunc) []
 		}
 		if found != "" {
 			st.Path = found
+			st.Source = paths.Source(found)
+			if c, ok := paths.Cached(it.Folder, it.Name); ok && c.Path != found {
+				st.AlsoCached, st.AlsoCachedRepo = c.Path, c.Repo
+			}
 			st.State = StatePresent
 			if fi, err := stat(found); err == nil {
 				st.Size = fi.Size()
@@ -184,6 +229,12 @@ func Inspect(paths *modelpaths.Paths, items []Item, stat modelpaths.StatFunc) []
 	}
 	return out
 }
+
+// VolumeWhileCached reports a file read from the network volume although the Hugging Face cache has it too.
+func (st Status) VolumeWhileCached() bool { return st.Source == modelpaths.SourceVolume && st.AlsoCached != "" }
+
+// CachedHint is the advice for VolumeWhileCached.
+const CachedHint = "the cache is local to the host and faster than the network volume: set MODELS_PREFER_CACHE=1, or remove the volume's copy"
 
 // Destination returns where an item goes in a models folder: dir, the
 // layout's directory for its folder, then its configured name. The name must

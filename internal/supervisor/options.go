@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/wan22-worker/wan22-worker/internal/config"
+	"github.com/wan22-worker/wan22-worker/internal/hfcache"
 	"github.com/wan22-worker/wan22-worker/internal/modelpaths"
+	"github.com/wan22-worker/wan22-worker/internal/models"
 )
 
 // Options configures a Supervisor. OptionsFrom fills it from the
@@ -35,6 +37,12 @@ type Options struct {
 	ModelsDirs []string
 	// Stat replaces os.Stat when resolving ModelsDirs (tests).
 	Stat modelpaths.StatFunc
+	// CacheHubs are Hugging Face hub caches searched for CacheFiles (MODELS_HF_CACHE, HF_HUB_CACHE,
+	// HF_HOME); the files found are linked under <WorkDir>/hf-cache-models and wired into ComfyUI after
+	// ModelsDirs, or before them with PreferCache (MODELS_PREFER_CACHE).
+	CacheHubs   []string
+	CacheFiles  []modelpaths.File
+	PreferCache bool
 
 	// Port to listen on; 0 picks a free one (kept across restarts while free).
 	Port int
@@ -69,6 +77,9 @@ func OptionsFrom(c *config.Config) Options {
 		Python:       c.ComfyPython,
 		LogFile:      c.ComfyLogFile,
 		ModelsDirs:   append([]string(nil), c.ModelsDirs...),
+		CacheHubs:    hfcache.Hubs(c.ModelsHFCache, c.HFHubCache, c.HFHome),
+		CacheFiles:   models.Files(c),
+		PreferCache:  c.ModelsPreferCache,
 		VRAMMode:     c.ComfyVRAMMode,
 		Attention:    c.ComfyAttention,
 		Fast:         c.ComfyFast,
@@ -115,6 +126,7 @@ const Host = "127.0.0.1"
 // The files and folders inside the work dir.
 const (
 	ModelPathsFile = "extra_model_paths.yaml"
+	CacheLinksDir  = "hf-cache-models" // links to the model files found in a Hugging Face cache
 	InputSubdir    = "input"
 	OutputSubdir   = "output"
 )

@@ -231,6 +231,10 @@ func (s *Supervisor) prepare() error {
 // logged at the first start and whenever it changes.
 func (s *Supervisor) writeModelPaths() error {
 	paths := modelpaths.Resolve(s.opts.ModelsDirs, s.opts.Stat)
+	paths.SetCache(modelpaths.FindCache(s.opts.CacheHubs, s.opts.CacheFiles), filepath.Join(s.opts.WorkDir, CacheLinksDir), s.opts.PreferCache)
+	if err := paths.LinkCache(); err != nil {
+		return err
+	}
 	if err := paths.WriteFile(filepath.Join(s.opts.WorkDir, ModelPathsFile)); err != nil {
 		return err
 	}
