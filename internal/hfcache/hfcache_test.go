@@ -15,11 +15,11 @@ func TestFind(t *testing.T) {
 	hub := t.TempDir()
 	const oldRev, newRev = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
 	repack := hfcachetest.WriteRepo(t, hub, "Comfy-Org/Wan_2.2_ComfyUI_Repackaged", newRev, map[string][]hfcachetest.File{
-		oldRev: {{"split_files/vae/wan_2.1_vae.safetensors", "old vae"}},
+		oldRev: {{Rel: "split_files/vae/wan_2.1_vae.safetensors", Content: "old vae"}},
 		newRev: {
-			{"split_files/vae/wan_2.1_vae.safetensors", "new vae"},
-			{"split_files/diffusion_models/high.safetensors", "high"},
-			{"split_files/text_encoders/te.safetensors", ""}, // blob missing: unfinished
+			{Rel: "split_files/vae/wan_2.1_vae.safetensors", Content: "new vae"},
+			{Rel: "split_files/diffusion_models/high.safetensors", Content: "high"},
+			{Rel: "split_files/text_encoders/te.safetensors", Content: ""}, // blob missing: unfinished
 		},
 	})
 	// refs/main is read, not the newest folder: make the old snapshot the newest on disk.
@@ -28,10 +28,10 @@ func TestFind(t *testing.T) {
 		t.Fatal(err)
 	}
 	hfcachetest.WriteRepo(t, hub, "Kijai/WanVideo_comfy", "", map[string][]hfcachetest.File{
-		"3333333333333333333333333333333333333333": {{"Wan21_lora.safetensors", "lora"}, {"te.safetensors", "kijai te"}},
+		"3333333333333333333333333333333333333333": {{Rel: "Wan21_lora.safetensors", Content: "lora"}, {Rel: "te.safetensors", Content: "kijai te"}},
 	})
 	hfcachetest.WriteRepo(t, hub, "me/flat", "4444444444444444444444444444444444444444", map[string][]hfcachetest.File{
-		"4444444444444444444444444444444444444444": {{"loras/wan/exact.safetensors", "exact"}},
+		"4444444444444444444444444444444444444444": {{Rel: "loras/wan/exact.safetensors", Content: "exact"}},
 	})
 	if err := os.WriteFile(filepath.Join(hub, "version.txt"), []byte("1"), 0o644); err != nil {
 		t.Fatal(err)

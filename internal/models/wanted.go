@@ -231,7 +231,9 @@ func Inspect(paths *modelpaths.Paths, items []Item, stat modelpaths.StatFunc) []
 }
 
 // VolumeWhileCached reports a file read from the network volume although the Hugging Face cache has it too.
-func (st Status) VolumeWhileCached() bool { return st.Source == modelpaths.SourceVolume && st.AlsoCached != "" }
+func (st Status) VolumeWhileCached() bool {
+	return st.Source == modelpaths.SourceVolume && st.AlsoCached != ""
+}
 
 // CachedHint is the advice for VolumeWhileCached.
 const CachedHint = "the cache is local to the host and faster than the network volume: set MODELS_PREFER_CACHE=1, or remove the volume's copy"

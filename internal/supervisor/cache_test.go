@@ -37,7 +37,9 @@ func TestModelPathsFromTheHFCache(t *testing.T) {
 	if err != nil || !strings.Contains(string(yaml), "wan22_hf_cache:\n") || !strings.Contains(string(yaml), filepath.Join(opts.WorkDir, CacheLinksDir)) {
 		t.Errorf("model paths file: %v\n%s", err, yaml)
 	}
-	if len(recs.find(func(r rec) bool { return strings.Contains(r.attrs["folder"], "Hugging Face cache Kijai/WanVideo_comfy") })) != 1 {
+	if len(recs.find(func(r rec) bool {
+		return strings.Contains(r.attrs["folder"], "Hugging Face cache Kijai/WanVideo_comfy")
+	})) != 1 {
 		t.Error("the cached file is not logged")
 	}
 }
