@@ -235,12 +235,13 @@ func modelsWriteStatuses(w io.Writer, statuses []models.Status) {
 // --- pull ------------------------------------------------------------------
 
 func modelsPull(ctx context.Context, env *Env, args []string, deps modelsDeps) int {
-	c := &command{name: "pull", usage: "models pull [--dir D] [--layout auto|comfy|original] [--parallel N] [--only NAME[,NAME]] [--hf-endpoint URL]",
+	c := &command{name: "pull", usage: "models pull [--dir D] [--layout auto|comfy|original|hf] [--hf-repo] [--parallel N] [--only NAME[,NAME]] [--hf-endpoint URL]",
 		summary: "download the missing files of the configured profile from Hugging Face: resumable (.partial files), retried,\n" +
 			"SHA256-verified, then renamed into place. Progress goes to stderr."}
 	fs := newFlagSet(env, c)
 	dir := fs.String("dir", "", "models folder to download into (default: the first MODELS_DIRS entry)")
-	layout := fs.String("layout", "auto", "folder names: comfy (diffusion_models, text_encoders), original (unet, clip), or auto (original when the folder already uses it)")
+	layout := fs.String("layout", "auto", "folder names: comfy (diffusion_models, text_encoders), original (unet, clip), auto (original when the folder already uses it), or hf (split_files/<folder>/, a Hugging Face repo to upload for RunPod's model cache)")
+	hfRepo := fs.Bool("hf-repo", false, "fill --dir as a Hugging Face repo of one's own (the same as --layout hf): upload it with `huggingface-cli upload <you>/<repo> <dir>` and set it as the endpoint's cached model")
 	parallel := fs.Int("parallel", 2, "files downloaded at once")
 	only := fs.String("only", "", "download only these files (comma-separated names, as configured or as in the manifest)")
 	stall := fs.Duration("stall-timeout", 0, "retry a download that receives nothing for this long (default 30s)")
@@ -260,6 +261,9 @@ func modelsPull(ctx context.Context, env *Env, args []string, deps modelsDeps) i
 		root = p.Roots[0].Dir
 	}
 	var lay models.Layout
+	if *hfRepo {
+		*layout = string(models.LayoutHF)
+	}
 	switch *layout {
 	case "auto":
 		lay = models.DetectLayout(root, nil)
@@ -267,14 +271,20 @@ func modelsPull(ctx context.Context, env *Env, args []string, deps modelsDeps) i
 		lay = models.LayoutComfy
 	case "original":
 		lay = models.LayoutOriginal
+	case "hf":
+		lay = models.LayoutHF
 	default:
-		fmt.Fprintf(env.Stderr, "wan22-worker models pull: --layout %q: use auto, comfy or original\n", *layout)
+		fmt.Fprintf(env.Stderr, "wan22-worker models pull: --layout %q: use auto, comfy, original or hf\n", *layout)
 		return exitInvalid
 	}
 
 	// What is already there, where the worker will look (the folders; a copy in the Hugging Face cache does
 	// not stop a pull into a folder).
-	statuses := models.Inspect(modelpaths.Resolve(s.dirs, nil), s.items, nil)
+	searched := s.dirs
+	if lay == models.LayoutHF { // split_files/ is a models folder in ComfyUI's layout
+		searched = []string{filepath.Join(root, "split_files")}
+	}
+	statuses := models.Inspect(modelpaths.Resolve(searched, nil), s.items, nil)
 	var targets []models.Target
 	failed := false
 	for _, st := range statuses {

@@ -105,6 +105,31 @@ func withEnv(extra map[string]string) map[string]string {
 	return m
 }
 
+// TestModelsPullHFRepo: --hf-repo fills a folder in the layout of a Hugging Face repo (split_files/<folder>/),
+// which the cache search finds once uploaded and cached; a second pull finds the files there.
+func TestModelsPullHFRepo(t *testing.T) {
+	fx := newModelsFixture(t)
+	dir := t.TempDir()
+	env := withEnv(map[string]string{"HF_ENDPOINT": fx.srv.URL})
+	code, _, stderr := runModelsTest(t, fx.deps(), env, "pull", "--dir", dir, "--hf-repo")
+	if code != exitOK {
+		t.Fatalf("pull exit %d:\n%s", code, stderr)
+	}
+	for name, want := range map[string]string{
+		"high.safetensors": "split_files/diffusion_models/high.safetensors", "t5.safetensors": "split_files/text_encoders/t5.safetensors",
+		"vae.safetensors": "split_files/vae/vae.safetensors", "wan/lora.safetensors": "split_files/loras/wan/lora.safetensors",
+	} {
+		if got, err := os.ReadFile(filepath.Join(dir, want)); err != nil || !bytes.Equal(got, fx.data[name]) {
+			t.Errorf("%s: %v", want, err)
+		}
+	}
+	before := fx.requests()
+	code, _, stderr = runModelsTest(t, fx.deps(), env, "pull", "--dir", dir, "--layout", "hf")
+	if code != exitOK || fx.requests() != before || !strings.Contains(stderr, "Nothing to download") {
+		t.Errorf("second pull: exit %d, %d new requests:\n%s", code, fx.requests()-before, stderr)
+	}
+}
+
 func TestModelsPullListVerify(t *testing.T) {
 	fx := newModelsFixture(t)
 	dir := t.TempDir()

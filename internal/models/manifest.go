@@ -112,15 +112,21 @@ const (
 type Layout string
 
 // The two layouts ComfyUI reads: its current names, and the original spec's
-// (unet for diffusion_models, clip for text_encoders).
+// (unet for diffusion_models, clip for text_encoders); and the layout of a
+// Hugging Face repo of one's own, as Comfy-Org's repackaged repos have it
+// (split_files/<folder>/<name>), which the worker finds in RunPod's model cache.
 const (
 	LayoutComfy    Layout = "comfy"
 	LayoutOriginal Layout = "original"
+	LayoutHF       Layout = "hf"
 )
 
 // Dir returns the directory name of a ComfyUI folder in the layout.
 func (l Layout) Dir(folder string) string {
 	folder = modelpaths.Canonical(folder)
+	if l == LayoutHF {
+		return "split_files/" + folder
+	}
 	if l == LayoutOriginal {
 		switch folder {
 		case FolderDiffusionModels:
