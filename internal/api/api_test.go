@@ -218,6 +218,12 @@ func TestHealthCounts(t *testing.T) {
 	if workers["idle"] != float64(1) || workers["running"] != float64(0) {
 		t.Errorf("workers = %v", workers)
 	}
+	// The handler's start-up timeline rides along.
+	su, _ := h["startup"].(map[string]any)
+	steps, _ := su["steps"].([]any)
+	if len(steps) != 2 || steps[1].(map[string]any)["name"] != "comfyui_ready" || steps[1].(map[string]any)["at_ms"] != float64(1200) {
+		t.Errorf("startup = %v", h["startup"])
+	}
 	hs.h.mu.Lock()
 	hs.h.healthy = false
 	hs.h.mu.Unlock()

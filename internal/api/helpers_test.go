@@ -17,6 +17,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/apperr"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/startup"
 	"github.com/wan22-worker/wan22-worker/internal/worker"
 )
 
@@ -251,4 +252,9 @@ func (hs *harness) waitStarted(id string) {
 			hs.t.Fatalf("job %s never started", id)
 		}
 	}
+}
+
+// StartupTimeline makes the scripted handler a timeline source, as worker.Pipeline is.
+func (s *scripted) StartupTimeline() startup.Report {
+	return startup.Report{Steps: []startup.Step{{Name: startup.ProcessStart}, {Name: startup.ComfyReady, AtMS: 1200}}}
 }

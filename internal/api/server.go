@@ -30,6 +30,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"github.com/wan22-worker/wan22-worker/internal/runpod"
+	"github.com/wan22-worker/wan22-worker/internal/startup"
 	"github.com/wan22-worker/wan22-worker/internal/worker"
 )
 
@@ -477,7 +478,12 @@ type healthBody struct {
 		Throttled    int `json:"throttled"`
 		Unhealthy    int `json:"unhealthy"`
 	} `json:"workers"`
+	// Startup is the worker's start-up timeline (not in RunPod's answer), when the handler records one.
+	Startup *startup.Report `json:"startup,omitempty"`
 }
+
+// timelineSource is a handler that records its start-up timeline (worker.Pipeline).
+type timelineSource interface{ StartupTimeline() startup.Report }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	healthy, reason := s.h.Healthy()
@@ -499,6 +505,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Unlock()
 	if !healthy {
 		s.log.Debug("health: handler unhealthy", "reason", reason)
+	}
+	if ts, ok := s.h.(timelineSource); ok {
+		r := ts.StartupTimeline()
+		b.Startup = &r
 	}
 	writeJSON(w, http.StatusOK, b)
 }

@@ -57,6 +57,15 @@ type Timings struct {
 	Queued time.Duration
 	// Execution is from execution_start to the end of the run.
 	Execution time.Duration
+	// Nodes is each executed node's wall time, from its `executing` event to the next one (or the run's end),
+	// as the websocket saw it; cached nodes are absent. The warm-up reads the loaders' times from it.
+	Nodes map[string]NodeTime
+}
+
+// NodeTime is when a node started executing and how long it ran.
+type NodeTime struct {
+	Start time.Time
+	Took  time.Duration
 }
 
 // Run queues req.Graph and follows it to the end: the websocket is opened
@@ -119,6 +128,30 @@ type runner struct {
 	executed    map[string]map[string]json.RawMessage // node → UI output from `executed`
 	success     bool
 	failed      error // a terminal execution error; the run's end is awaited briefly
+
+	nodeCur   string // the node executing now, since nodeAt
+	nodeAt    time.Time
+	nodeTimes map[string]NodeTime
+}
+
+// nodeLap records that node (""; the run's end) started executing now, closing the previous node's time.
+func (r *runner) nodeLap(node string) {
+	if node == r.nodeCur && node != "" {
+		return // a resend of the running node (after a reconnect)
+	}
+	now := time.Now()
+	if r.nodeCur != "" {
+		if r.nodeTimes == nil {
+			r.nodeTimes = map[string]NodeTime{}
+		}
+		nt, ok := r.nodeTimes[r.nodeCur]
+		if !ok {
+			nt.Start = r.nodeAt
+		}
+		nt.Took += now.Sub(r.nodeAt)
+		r.nodeTimes[r.nodeCur] = nt
+	}
+	r.nodeCur, r.nodeAt = node, now
 }
 
 // queue posts the prompt.
@@ -251,12 +284,16 @@ func (r *runner) handle(ev event) bool {
 		}
 	case "executing":
 		if d.Node == nil {
+			if ours {
+				r.nodeLap("")
+			}
 			return ours
 		}
 		// On reconnect ComfyUI resends the running node without prompt_id,
 		// and only to the client that owns the running prompt.
 		if ours || d.PromptID == "" {
 			r.markStarted()
+			r.nodeLap(*d.Node)
 			r.track.executing(*d.Node)
 		}
 	case "progress":
@@ -428,6 +465,7 @@ func (r *runner) outcome(outputs map[string]map[string]json.RawMessage) (*Outcom
 			out.Cached = true
 		}
 	}
+	out.Timings.Nodes = r.nodeTimes
 	if !r.startedAt.IsZero() {
 		out.Timings.Queued = r.startedAt.Sub(r.queuedAt)
 		out.Timings.Execution = now.Sub(r.startedAt)

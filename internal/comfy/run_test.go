@@ -93,6 +93,18 @@ func TestRunWritesRealVideo(t *testing.T) {
 			if out.Cached || out.Timings.Execution <= 0 || out.Timings.Queued < 0 {
 				t.Errorf("outcome %+v", out)
 			}
+			// Every node ran, so every node has a wall time, and together they fit in the execution.
+			var sum time.Duration
+			for id := range req.Stages {
+				d, ok := out.Timings.Nodes[id]
+				if !ok {
+					t.Errorf("node %s has no time: %v", id, out.Timings.Nodes)
+				}
+				sum += d.Took
+			}
+			if len(out.Timings.Nodes) < len(req.Stages) || sum > out.Timings.Execution {
+				t.Errorf("node times %v (sum %v) for %d nodes, execution %v", out.Timings.Nodes, sum, len(req.Stages), out.Timings.Execution)
+			}
 			checkProgress(t, log.List(), spec.steps)
 
 			info := probe(t, download(t, c, v))

@@ -85,6 +85,17 @@ func (i *Incarnation) LogTail() string {
 	return i.tail.String()
 }
 
+// StartedAt is when the process was spawned.
+func (i *Incarnation) StartedAt() time.Time { return i.startedAt }
+
+// ReadyAt is when it first answered /system_stats; zero before.
+func (i *Incarnation) ReadyAt() time.Time {
+	if n := i.readyAt.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
 func (i *Incarnation) wasReady() bool { return i.readyAt.Load() != 0 }
 
 func (i *Incarnation) readyFor(now time.Time) time.Duration {

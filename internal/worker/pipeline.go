@@ -10,6 +10,8 @@ import (
 	"image/png"
 	"log/slog"
 	"net/http"
+	"os"
+	"sort"
 	"sync"
 	"time"
 
@@ -20,7 +22,9 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/job"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/loracache"
+	"github.com/wan22-worker/wan22-worker/internal/models"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/startup"
 	"github.com/wan22-worker/wan22-worker/internal/supervisor"
 	"github.com/wan22-worker/wan22-worker/internal/workflow"
 )
@@ -44,6 +48,8 @@ type Pipeline struct {
 
 	// cleanupTimeout bounds the clean-up calls after a job.
 	cleanupTimeout time.Duration
+
+	timeline *startup.Timeline
 }
 
 // Options are the parts of a Pipeline that are not configuration; zero
@@ -59,6 +65,8 @@ type Options struct {
 	// LoRAs downloads the LoRAs jobs give by URL; nil builds one from the
 	// configuration.
 	LoRAs *loracache.Cache
+	// Timeline records the start-up (startup.Timeline); nil starts one now.
+	Timeline *startup.Timeline
 }
 
 // New builds a pipeline. It starts nothing: call Start.
@@ -89,11 +97,72 @@ func New(cfg *config.Config, opts Options, log *slog.Logger) (*Pipeline, error) 
 	if err != nil {
 		return nil, err
 	}
+	tl := opts.Timeline
+	if tl == nil {
+		tl = startup.New(time.Now())
+	}
 	return &Pipeline{
 		cfg: cfg, log: log, server: server, hc: hc, fetch: fetch, loras: loras,
 		limits: job.LimitsFrom(cfg), profile: workflow.ProfileFrom(cfg), deliver: d,
-		cleanupTimeout: 10 * time.Second,
+		cleanupTimeout: 10 * time.Second, timeline: tl,
 	}, nil
+}
+
+// StartupTimeline returns the start-up timeline so far (startup.Report).
+func (p *Pipeline) StartupTimeline() startup.Report { return p.timeline.Report() }
+
+// markComfyUI records when the current ComfyUI process was spawned and first answered.
+func (p *Pipeline) markComfyUI() {
+	cur := p.server.Current()
+	if cur == nil || cur.StartedAt().IsZero() {
+		p.timeline.At(time.Now(), startup.Step{Name: startup.ComfyReady, Note: "attached to COMFY_URL"})
+		return
+	}
+	p.timeline.At(cur.StartedAt(), startup.Step{Name: startup.ComfySpawned})
+	ready := cur.ReadyAt()
+	if ready.IsZero() {
+		ready = time.Now()
+	}
+	p.timeline.At(ready, startup.Step{Name: startup.ComfyReady})
+}
+
+// loaderInputs maps ComfyUI's loader nodes to the input naming their file and the file's folder.
+var loaderInputs = map[string][2]string{
+	"UNETLoader":          {"unet_name", "diffusion_models"},
+	"CLIPLoader":          {"clip_name", "text_encoders"},
+	"VAELoader":           {"vae_name", "vae"},
+	"LoraLoaderModelOnly": {"lora_name", "loras"},
+}
+
+// markModelLoads records each model file the warm-up's loader nodes read: the node's wall time, the file's
+// size where the worker finds it (ComfyUI's search order), and the rate.
+func (p *Pipeline) markModelLoads(g workflow.Graph, nodes map[string]comfy.NodeTime) {
+	paths := models.ResolvePaths(p.cfg, nil, "", nil)
+	ids := make([]string, 0, len(nodes))
+	for id := range nodes {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return nodes[ids[i]].Start.Before(nodes[ids[j]].Start) })
+	for _, id := range ids {
+		n, ok := g[id]
+		if !ok {
+			continue
+		}
+		in, ok := loaderInputs[n.ClassType]
+		if !ok {
+			continue
+		}
+		name, _ := n.Inputs[in[0]].(string)
+		st := startup.Step{File: in[1] + "/" + name, Node: id + " " + n.ClassType}
+		if path, _ := paths.Locate(in[1], name); path != "" {
+			st.Path, st.Source = path, paths.Source(path)
+			if fi, err := os.Stat(path); err == nil {
+				st.Bytes = fi.Size()
+			}
+		}
+		t := nodes[id]
+		p.timeline.Model(t.Start.Add(t.Took), t.Took, st)
+	}
 }
 
 // Server returns the ComfyUI server the pipeline drives.
@@ -110,6 +179,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if err := p.server.Start(ctx); err != nil {
 		return err
 	}
+	p.markComfyUI()
 	p.log.Info("ComfyUI is ready", "url", p.server.URL(), "took", time.Since(t0).Round(time.Millisecond))
 
 	client := p.client()
@@ -151,6 +221,7 @@ func (p *Pipeline) Warmup(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t0 := time.Now()
+	p.timeline.At(t0, startup.Step{Name: startup.WarmupStarted})
 	client := p.client()
 	built, err := workflow.Warmup(p.profile, p.caps, "wan22_warmup.png")
 	if err != nil {
@@ -170,6 +241,8 @@ func (p *Pipeline) Warmup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.markModelLoads(built.Graph, out.Timings.Nodes)
+	p.timeline.Mark(startup.WarmupDone)
 	p.log.Info("warm-up done: models loaded", "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
@@ -194,6 +267,9 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	}
 	log := logging.WithJob(p.log, id) // requestId: RunPod's console filters on it
 	t0 := time.Now()
+	if p.timeline.At(t0, startup.Step{Name: startup.FirstJobTaken}) {
+		p.log.Info("start-up timeline", "startup", p.timeline.Report())
+	}
 	var tm Timings
 	lap := func(d *int64, since time.Time) time.Time {
 		now := time.Now()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/mp4/mp4test"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/startup"
 	"github.com/wan22-worker/wan22-worker/internal/worker"
 	"github.com/wan22-worker/wan22-worker/internal/workflow"
 )
@@ -429,5 +431,67 @@ func TestHandleEndFrameInterpolatedQuality(t *testing.T) {
 			break
 		}
 		last = u.Percent
+	}
+}
+
+// TestStartupTimeline: the warm-up records each loader's model file (where the worker finds it, its bytes
+// and rate), and the first job completes the timeline, in time order.
+func TestStartupTimeline(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	sizes := map[string]int{
+		"diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors": 3000,
+		"diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors":  2000,
+		"text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors":              1500,
+		"vae/wan_2.1_vae.safetensors":                                       1000,
+	}
+	for rel, n := range sizes {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := start(t, comfytest.Options{NodeDelay: 5 * time.Millisecond}, map[string]string{"WARMUP": "on", "MODELS_DIRS": dir, "MODELS_HF_CACHE": ""})
+	if r := p.StartupTimeline(); r.Complete {
+		t.Error("complete before the first job")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if _, err := p.Handle(ctx, "job-1", input(t, map[string]any{"width": 64, "height": 64, "length": 5}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Handle(ctx, "job-2", input(t, map[string]any{"width": 64, "height": 64, "length": 5}), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := p.StartupTimeline()
+	var names []string
+	loaded := map[string]startup.Step{}
+	last := int64(-1)
+	for _, s := range r.Steps {
+		names = append(names, s.Name)
+		if s.AtMS < last {
+			t.Errorf("%s at %d ms, before the step before it (%d ms)", s.Name, s.AtMS, last)
+		}
+		last = s.AtMS
+		if s.Name == startup.ModelLoaded {
+			loaded[s.File] = s
+		}
+	}
+	want := []string{startup.ProcessStart, startup.ComfyReady, startup.WarmupStarted}
+	if len(names) < 4 || !slices.Equal(names[:3], want) || names[len(names)-2] != startup.WarmupDone || names[len(names)-1] != startup.FirstJobTaken || !r.Complete {
+		t.Errorf("steps %v (complete %v)", names, r.Complete)
+	}
+	for file, n := range sizes {
+		s, ok := loaded[file]
+		if !ok {
+			t.Errorf("no model_loaded step for %s: %v", file, names)
+			continue
+		}
+		if s.Bytes != int64(n) || s.Source != "local" || s.TookMS < 5 || s.MBPerS <= 0 || !strings.HasPrefix(s.Path, dir) {
+			t.Errorf("%s: %+v", file, s)
+		}
 	}
 }
