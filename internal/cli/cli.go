@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/wan22-worker/wan22-worker/internal/config"
+	"time"
 )
 
 // Env is what a command runs with: its streams and environment. Tests build
@@ -22,6 +23,8 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+	// Started is when the process started (the start-up timeline's zero); zero means when serve begins.
+	Started time.Time
 }
 
 // command is one subcommand.

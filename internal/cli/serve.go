@@ -13,6 +13,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/config"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/runpod"
+	"github.com/wan22-worker/wan22-worker/internal/startup"
 	"github.com/wan22-worker/wan22-worker/internal/version"
 	"github.com/wan22-worker/wan22-worker/internal/worker"
 )
@@ -54,7 +55,13 @@ func serveCommand() *command {
 			}
 		}
 		log.Info("starting wan22-worker", "version", version.Get().Version, "mode", mode, "config", cfg)
-		return serve(ctx, env, cfg, log, mode, input)
+		started := env.Started
+		if started.IsZero() {
+			started = time.Now()
+		}
+		tl := startup.New(started)
+		tl.WriteTo(startup.DefaultFile())
+		return serve(ctx, env, cfg, log, mode, input, tl)
 	}
 	return c
 }
@@ -85,8 +92,8 @@ func chooseServeMode(cfg *config.Config, apiMode bool, testInput string) (mode s
 	return "once", b, nil
 }
 
-func serve(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger, mode string, input []byte) int {
-	p, err := worker.New(cfg, worker.Options{}, log)
+func serve(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger, mode string, input []byte, tl *startup.Timeline) int {
+	p, err := worker.New(cfg, worker.Options{Timeline: tl}, log)
 	if err != nil {
 		log.Error("cannot build the worker", "error", err)
 		return exitFailed

@@ -20,6 +20,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/models"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"github.com/wan22-worker/wan22-worker/internal/pylock"
+	"github.com/wan22-worker/wan22-worker/internal/startup"
 )
 
 // The versions the worker is built and tested with (DESIGN.md §1a).
@@ -49,6 +50,7 @@ func Checks() []Check {
 		{Name: "runpod", Run: checkRunPod},
 		{Name: "s3", Run: checkS3},
 		{Name: "local api", Run: checkAPI},
+		{Name: "startup", Run: checkStartup},
 	}
 }
 
@@ -463,6 +465,37 @@ func checkNodes(ctx context.Context, d *Deps) []Result {
 		}
 	}
 	return out
+}
+
+// --- start-up timeline ------------------------------------------------------------
+
+// checkStartup summarises the timeline of the worker last started on this machine (doctor -o json has it
+// whole, under "startup").
+func checkStartup(_ context.Context, d *Deps) []Result {
+	const name = "startup"
+	file := d.path(d.StartupFile)
+	r, err := startup.Read(file)
+	if err != nil {
+		return []Result{pass(name, "no worker start recorded on this machine ("+file+" is written by `serve` as it starts)")}
+	}
+	secs := func(step string) string {
+		if s, ok := r.Find(step); ok {
+			return fmt.Sprintf("%.1f s", float64(s.AtMS)/1000)
+		}
+		return "-"
+	}
+	var loaded int
+	var bytes, ms int64
+	for _, s := range r.Steps {
+		if s.Name == startup.ModelLoaded {
+			loaded++
+			bytes += s.Bytes
+			ms += s.TookMS
+		}
+	}
+	detail := fmt.Sprintf("worker started %s: ComfyUI answering at %s, warm-up done at %s (%d model file(s), %s in %.1f s), first job at %s",
+		r.ProcessStart.Format(time.RFC3339), secs(startup.ComfyReady), secs(startup.WarmupDone), loaded, progress.Bytes(bytes), float64(ms)/1000, secs(startup.FirstJobTaken))
+	return []Result{pass(name, detail)}
 }
 
 // --- ffmpeg --------------------------------------------------------------------------

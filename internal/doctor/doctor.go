@@ -25,6 +25,7 @@ import (
 
 	"github.com/wan22-worker/wan22-worker/internal/config"
 	"github.com/wan22-worker/wan22-worker/internal/models"
+	"github.com/wan22-worker/wan22-worker/internal/startup"
 )
 
 // Status is the outcome of a check.
@@ -75,6 +76,8 @@ type Report struct {
 	Checks []Result       `json:"checks"`
 	OK     bool           `json:"ok"`
 	Config []config.Entry `json:"config,omitempty"`
+	// Startup is the start-up timeline of the worker last started on this machine (Deps.StartupFile).
+	Startup *startup.Report `json:"startup,omitempty"`
 }
 
 // Runner runs a program to completion and returns what it wrote. A program
@@ -116,6 +119,9 @@ type Deps struct {
 	// Timeout bounds each command and request; 0 means 10s (60s for
 	// importing torch, which is slow on a cold disk).
 	Timeout time.Duration
+	// StartupFile is where the worker keeps its start-up timeline; "" means startup.DefaultFile(). Read
+	// under Root.
+	StartupFile string
 }
 
 func (d *Deps) withDefaults() *Deps {
@@ -144,6 +150,9 @@ func (d *Deps) withDefaults() *Deps {
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second
 	}
+	if c.StartupFile == "" {
+		c.StartupFile = startup.DefaultFile()
+	}
 	return &c
 }
 
@@ -170,6 +179,9 @@ type Check struct {
 func Run(ctx context.Context, d *Deps, checks []Check) Report {
 	dd := d.withDefaults()
 	rep := Report{OK: true, Checks: []Result{}}
+	if r, err := startup.Read(dd.path(dd.StartupFile)); err == nil {
+		rep.Startup = &r
+	}
 	failed := map[string]bool{}
 	for _, c := range checks {
 		if ctx.Err() != nil {

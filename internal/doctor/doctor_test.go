@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wan22-worker/wan22-worker/docker"
 	"github.com/wan22-worker/wan22-worker/internal/comfy/comfytest"
@@ -23,6 +24,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/hfcache/hfcachetest"
 	"github.com/wan22-worker/wan22-worker/internal/models"
 	"github.com/wan22-worker/wan22-worker/internal/pylock"
+	"github.com/wan22-worker/wan22-worker/internal/startup"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -619,4 +621,33 @@ func TestChecksOnAnEmptyMachine(t *testing.T) {
 func goldenFile(t *testing.T, name string, got []byte) {
 	t.Helper()
 	golden.Check(t, filepath.Join("testdata", name), got, *update)
+}
+
+// TestStartupTimeline: doctor reads the timeline the worker keeps and serves it whole in -o json.
+func TestStartupTimeline(t *testing.T) {
+	d := newDeps(t, nil)
+	d.StartupFile = "/tmp/wan22-worker-startup.json"
+	expect(t, runCheck(t, d, checkStartup), 0, Pass, "no worker start recorded")
+
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	tl := startup.New(t0)
+	writeFile(t, filepath.Join(d.Root, "tmp/wan22-worker-startup.json"), "")
+	tl.WriteTo(filepath.Join(d.Root, "tmp/wan22-worker-startup.json"))
+	tl.At(t0.Add(9500*time.Millisecond), startup.Step{Name: startup.ComfyReady})
+	tl.Model(t0.Add(20*time.Second), 10*time.Second, startup.Step{File: "vae/v.safetensors", Bytes: 2_000_000_000})
+	tl.At(t0.Add(21*time.Second), startup.Step{Name: startup.WarmupDone})
+	tl.At(t0.Add(22*time.Second), startup.Step{Name: startup.FirstJobTaken})
+	expect(t, runCheck(t, d, checkStartup), 0, Pass, "ComfyUI answering at 9.5 s", "warm-up done at 21.0 s (1 model file(s), 2.00 GB in 10.0 s)", "first job at 22.0 s")
+
+	rep := Run(t.Context(), d, Checks()[len(Checks())-1:])
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Startup startup.Report `json:"startup"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Startup.Steps) != 5 || !back.Startup.Complete {
+		t.Errorf("doctor -o json startup: %+v, %v\n%s", back.Startup, err, js.String())
+	}
 }

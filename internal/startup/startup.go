@@ -6,10 +6,18 @@
 package startup
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 )
+
+// DefaultFile is where a worker keeps its timeline for `doctor` (in the system's temporary folder).
+func DefaultFile() string { return filepath.Join(os.TempDir(), "wan22-worker-startup.json") }
 
 // The steps, in their usual order.
 const (
@@ -54,11 +62,65 @@ type Timeline struct {
 	start time.Time
 	steps []Step
 	once  map[string]bool
+	file  string // rewritten after each step when set
+
+	saveMu sync.Mutex // one write of file at a time
 }
 
 // New starts a timeline at the process's start time, recording ProcessStart.
 func New(start time.Time) *Timeline {
 	return &Timeline{start: start, steps: []Step{{Name: ProcessStart}}, once: map[string]bool{}}
+}
+
+// WriteTo keeps the timeline in file (rewritten atomically after each step) for `doctor` to read; errors
+// are ignored, the file is a convenience.
+func (t *Timeline) WriteTo(file string) {
+	t.mu.Lock()
+	t.file = file
+	t.mu.Unlock()
+	t.save()
+}
+
+func (t *Timeline) save() {
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
+	t.mu.Lock()
+	file := t.file
+	t.mu.Unlock()
+	if file == "" {
+		return
+	}
+	b, err := json.Marshal(t.Report())
+	if err != nil {
+		return
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", file, os.Getpid())
+	if os.WriteFile(tmp, b, 0o644) != nil || os.Rename(tmp, file) != nil {
+		_ = os.Remove(tmp)
+	}
+}
+
+// Read reads a timeline written by WriteTo.
+func Read(file string) (Report, error) {
+	var r Report
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", file, err)
+	}
+	return r, nil
+}
+
+// Find returns the first step named name.
+func (r Report) Find(name string) (Step, bool) {
+	for _, s := range r.Steps {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Step{}, false
 }
 
 // At records the step s at time at (AtMS is computed here). A step named once (Once) is recorded only the
@@ -68,8 +130,8 @@ func (t *Timeline) At(at time.Time, s Step) bool {
 		return false
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.once[s.Name] {
+		t.mu.Unlock()
 		return false
 	}
 	if s.Name == FirstJobTaken {
@@ -77,6 +139,9 @@ func (t *Timeline) At(at time.Time, s Step) bool {
 	}
 	s.AtMS = at.Sub(t.start).Milliseconds()
 	t.steps = append(t.steps, s)
+	sort.SliceStable(t.steps, func(i, j int) bool { return t.steps[i].AtMS < t.steps[j].AtMS })
+	t.mu.Unlock()
+	t.save()
 	return true
 }
 
