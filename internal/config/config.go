@@ -74,6 +74,7 @@ type Config struct {
 	ModelsDirs        []string
 	ModelsHFCache     []string // Hugging Face hub caches searched for the model files (RunPod's cached models)
 	ModelsPreferCache bool     // the HF cache before MODELS_DIRS (else after)
+	ModelsPrefetch    bool     // read the model files into the page cache while ComfyUI starts
 	HFHubCache        string   // HF_HUB_CACHE, also searched
 	HFHome            string   // HF_HOME: <HF_HOME>/hub is also searched
 	Warmup            string   // auto, on, off
@@ -202,6 +203,7 @@ func settings() []Setting {
 		{Name: "MODELS_DIRS", Default: "/runpod-volume/models:/comfyui/models", Group: "ComfyUI", Help: "model folders, first match wins, separated by ':'; each may use ComfyUI's names (diffusion_models, text_encoders) or the original ones (unet, clip)", set: list(func(c *Config) *[]string { return &c.ModelsDirs })},
 		{Name: "MODELS_HF_CACHE", Default: "/runpod-volume/huggingface-cache/hub", Group: "ComfyUI", Help: "Hugging Face hub caches searched for the model files by name (RunPod's cached models are mounted at the default), separated by ':'; found files are wired into ComfyUI after MODELS_DIRS, or before with MODELS_PREFER_CACHE. Empty: no cache search", set: list(func(c *Config) *[]string { return &c.ModelsHFCache })},
 		{Name: "MODELS_PREFER_CACHE", Default: "false", Group: "ComfyUI", Help: "read a model file from the Hugging Face cache even when a MODELS_DIRS folder (the network volume) has it too; the cache is local to the host and faster", set: boolean(func(c *Config) *bool { return &c.ModelsPreferCache })},
+		{Name: "MODELS_PREFETCH", Default: "true", Group: "ComfyUI", Help: "while ComfyUI starts, read the profile's model files into the page cache (two files at a time, up to half the available memory) so that the warm-up's loaders read memory; a started worker's ComfyUI only", set: boolean(func(c *Config) *bool { return &c.ModelsPrefetch })},
 		{Name: "HF_HUB_CACHE", Default: "", Group: "ComfyUI", Help: "Hugging Face's own setting; when set, this hub cache is searched for the model files too (after MODELS_HF_CACHE)", set: str(func(c *Config) *string { return &c.HFHubCache })},
 		{Name: "HF_HOME", Default: "", Group: "ComfyUI", Help: "Hugging Face's own setting; when set, <HF_HOME>/hub is searched for the model files too", set: str(func(c *Config) *string { return &c.HFHome })},
 		{Name: "WARMUP", Default: "auto", Group: "ComfyUI", Help: "load the models with a minimal run before taking jobs: auto (on under RunPod), on or off", set: oneOf(func(c *Config) *string { return &c.Warmup }, "auto", "on", "off")},

@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/png"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"sort"
@@ -23,6 +24,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/loracache"
 	"github.com/wan22-worker/wan22-worker/internal/models"
+	"github.com/wan22-worker/wan22-worker/internal/prefetch"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"github.com/wan22-worker/wan22-worker/internal/startup"
 	"github.com/wan22-worker/wan22-worker/internal/supervisor"
@@ -111,6 +113,38 @@ func New(cfg *config.Config, opts Options, log *slog.Logger) (*Pipeline, error) 
 // StartupTimeline returns the start-up timeline so far (startup.Report).
 func (p *Pipeline) StartupTimeline() startup.Report { return p.timeline.Report() }
 
+// startPrefetch reads the profile's model files into the page cache in the background while ComfyUI
+// starts (MODELS_PREFETCH; not when attached to COMFY_URL, whose files may be elsewhere), as far as half the
+// available memory holds them, and records the read in the timeline.
+func (p *Pipeline) startPrefetch(ctx context.Context) {
+	if !p.cfg.ModelsPrefetch || p.cfg.ComfyURL != "" {
+		return
+	}
+	paths := models.ResolvePaths(p.cfg, nil, "", nil)
+	var files []string
+	for _, f := range models.Files(p.cfg) {
+		if path, _ := paths.Locate(f.Folder, f.Name); path != "" {
+			files = append(files, path)
+		}
+	}
+	files = prefetch.Budget(files, prefetch.MemAvailable()/2)
+	if len(files) == 0 {
+		return
+	}
+	go func() {
+		st := prefetch.Warm(ctx, files, 2)
+		step := startup.Step{Name: startup.PrefetchDone, Bytes: st.Bytes, TookMS: st.Took.Milliseconds()}
+		if st.Took > 0 {
+			step.MBPerS = math.Round(float64(st.Bytes)/1e6/st.Took.Seconds()*10) / 10
+		}
+		if st.Err != nil {
+			step.Note = st.Err.Error()
+		}
+		p.timeline.At(time.Now(), step)
+		p.log.Info("model files read into the page cache", "files", st.Files, "bytes", st.Bytes, "took", st.Took.Round(time.Millisecond), "error", st.Err)
+	}()
+}
+
 // markComfyUI records when the current ComfyUI process was spawned and first answered.
 func (p *Pipeline) markComfyUI() {
 	cur := p.server.Current()
@@ -176,6 +210,7 @@ func (p *Pipeline) Server() supervisor.Server { return p.server }
 // RunPod learns why, instead of a worker that silently never takes jobs.
 func (p *Pipeline) Start(ctx context.Context) error {
 	t0 := time.Now()
+	p.startPrefetch(ctx)
 	if err := p.server.Start(ctx); err != nil {
 		return err
 	}
