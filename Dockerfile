@@ -7,8 +7,10 @@
 # file; internal/deploycheck checks statically that every base image is pinned by tag and digest, every pip
 # install is pinned, every git source is pinned to a commit, and every ARG has a default.
 #
-# No model weights are baked in: they live on the RunPod network volume, mounted at /runpod-volume
-# (docs/deployment.md; `wan22-worker models pull --dir /runpod-volume/models` fills it).
+# No model weights are baked in by default: they live on the RunPod network volume, mounted at /runpod-volume
+# (docs/deployment.md; `wan22-worker models pull --dir /runpod-volume/models` fills it), or come from RunPod's
+# cached models. --build-arg BAKE_MODELS=1 bakes them into the image instead (about 36 GB more; docs/deployment.md,
+# "Cold start").
 #
 # Custom nodes: only ComfyUI-VideoHelperSuite (VHS_VideoCombine). ComfyUI_essentials is NOT needed: the worker
 # resizes, crops and pads the input image itself (in Go), so ImageResize+ never appears in the graph.
@@ -139,6 +141,16 @@ RUN if [ "${SMOKE_TEST}" = "1" ]; then \
 
 # The worker.
 COPY --from=build /out/wan22-worker /usr/local/bin/wan22-worker
+
+# Optional: the profile's model files baked into the image's own models folder, downloaded and SHA-256-checked
+# by the worker itself, for starts that need neither a network volume nor a cached model (FlashBoot-style):
+#   docker build --build-arg BAKE_MODELS=1 -t wan22-worker:baked .
+# HF_ENDPOINT may point at a mirror. The image grows by about 36 GB.
+ARG BAKE_MODELS=0
+ARG HF_ENDPOINT=https://huggingface.co
+RUN if [ "${BAKE_MODELS}" = "1" ]; then \
+      HF_ENDPOINT="${HF_ENDPOINT}" wan22-worker models pull --dir /comfyui/models --layout comfy --parallel 2; \
+    fi
 
 # Defaults the worker reads (docs/configuration.md). MODELS_DIRS lists the network volume first, then the image's
 # own (empty) models folder; each may use ComfyUI's folder names or the original ones (unet, clip).

@@ -344,6 +344,42 @@ func TestWorkerAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("start-up timeline in /health", func(t *testing.T) {
+		_, b, err := w.call(t.Context(), http.MethodGet, "/health", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h struct {
+			Startup struct {
+				Steps []struct {
+					Name   string  `json:"name"`
+					AtMS   int64   `json:"at_ms"`
+					TookMS int64   `json:"took_ms"`
+					File   string  `json:"file"`
+					Source string  `json:"source"`
+					Bytes  int64   `json:"bytes"`
+					MBPerS float64 `json:"mb_per_s"`
+				} `json:"steps"`
+			} `json:"startup"`
+		}
+		if err := json.Unmarshal(b, &h); err != nil {
+			t.Fatalf("/health: %v: %s", err, b)
+		}
+		seen := map[string]int{}
+		for _, s := range h.Startup.Steps {
+			seen[s.Name]++
+			t.Logf("%8.1f s  %-16s %s %s took %d ms, %d bytes, %.1f MB/s", float64(s.AtMS)/1000, s.Name, s.File, s.Source, s.TookMS, s.Bytes, s.MBPerS)
+		}
+		for _, want := range []string{"process_start", "comfyui_spawned", "comfyui_ready", "warmup_started", "warmup_done"} {
+			if seen[want] != 1 {
+				t.Errorf("%s appears %d times in the timeline", want, seen[want])
+			}
+		}
+		if seen["model_loaded"] < 4 {
+			t.Errorf("%d model_loaded steps, want one per loader (experts, text encoder, VAE)", seen["model_loaded"])
+		}
+	})
+
 	t.Run("ComfyUI killed mid-job fails COMFY_CRASHED", func(t *testing.T) {
 		offset := fileSize(w.comfyLog)
 		id := w.submit(t, jobInput(t, prompt, 1, nil))
