@@ -409,7 +409,7 @@ func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *sl
 	replaced := false
 	for attempt := 1; ; attempt++ {
 		actx, acancel := context.WithTimeout(ctx, w.o.PostTimeout)
-		status, answer, err := w.c.postJob(actx, u, body...)
+		status, answer, err := w.c.postJob(actx, u, jobID, body...)
 		acancel()
 		if err == nil && status >= 200 && status <= 299 {
 			if attempt > 1 || replaced {

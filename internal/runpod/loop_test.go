@@ -56,6 +56,9 @@ func TestLoopRunsJobsAndPostsResults(t *testing.T) {
 	if cs := post.Header.Get("charset"); cs != "utf-8" {
 		t.Errorf("job-done charset header = %q", cs)
 	}
+	if id := post.Header.Get("X-Request-ID"); id != "job-1" {
+		t.Errorf("job-done X-Request-ID = %q, want the job id", id)
+	}
 	want, _ := json.Marshal(map[string]any{"output": result("job-1")})
 	if string(post.Body) != string(want) {
 		t.Errorf("job-done body\n got %s\nwant %s", post.Body, want)
@@ -439,6 +442,9 @@ func TestNoProgressAfterFinalResult(t *testing.T) {
 		}
 		if !strings.HasSuffix(prog[0].RawQuery, "isStream=false") {
 			t.Errorf("progress query = %q", prog[0].RawQuery)
+		}
+		if rid := prog[0].Header.Get("X-Request-ID"); rid != id {
+			t.Errorf("progress X-Request-ID = %q, want %q", rid, id)
 		}
 	}
 }

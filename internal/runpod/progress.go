@@ -17,6 +17,7 @@ import (
 type progressSender struct {
 	w    *loop
 	url  string
+	id   string
 	log  *slog.Logger
 	mu   sync.Mutex
 	last *progress.Progress
@@ -31,6 +32,7 @@ func newProgressSender(w *loop, jobID string, log *slog.Logger) *progressSender 
 	s := &progressSender{
 		w:    w,
 		url:  AppendQuery(JobURL(w.o.PostOutputURL, w.workerID, jobID), "isStream=false"),
+		id:   jobID,
 		log:  log,
 		wake: make(chan struct{}, 1),
 		quit: make(chan struct{}),
@@ -94,7 +96,7 @@ func (s *progressSender) post(p progress.Progress) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.w.o.ProgressTimeout)
 	defer cancel()
-	status, _, err := s.w.c.postJob(ctx, s.url, body)
+	status, _, err := s.w.c.postJob(ctx, s.url, s.id, body)
 	if err != nil || status < 200 || status > 299 {
 		s.log.Debug("progress post failed (best effort)", "status", status, "err", errText(err))
 	}
