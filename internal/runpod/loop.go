@@ -435,7 +435,7 @@ func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *sl
 			return
 		}
 		var e *apperr.Error
-		if status == http.StatusRequestEntityTooLarge || size(body) > w.o.SmallResultBytes {
+		if status == http.StatusRequestEntityTooLarge || size(body) > w.o.SmallResultBytes || namesSize(answer) {
 			e = errTooLarge(size(body), status)
 		} else {
 			e = errRejected(status, answer)
@@ -448,6 +448,18 @@ func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *sl
 		replaced = true
 		bo.reset()
 	}
+}
+
+// namesSize reports whether a refusal's answer says the body was too big,
+// whatever its status code (RunPod has answered 400 "payload too large").
+func namesSize(answer string) bool {
+	a := strings.ToLower(answer)
+	for _, s := range []string{"too large", "too big", "exceeds the maximum", "maximum size", "size limit", "body limit", "payload limit"} {
+		if strings.Contains(a, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // size is the length of a body sent in parts.

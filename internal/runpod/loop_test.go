@@ -239,6 +239,10 @@ func TestRefusedResultIsReplacedBySmallError(t *testing.T) {
 		{"413 too large", runpodtest.Options{MaxResultBytes: 2048}, nil, bigResult, "OUTPUT_TOO_LARGE"},
 		{"400 too large", runpodtest.Options{MaxResultBytes: 2048, TooLargeStatus: 400}, nil, bigResult, "OUTPUT_TOO_LARGE"},
 		{"400 small result", runpodtest.Options{}, []runpodtest.Fault{runpodtest.Status(400)}, succeed, "INTERNAL"},
+		{"400 naming the size, under the small limit", runpodtest.Options{},
+			[]runpodtest.Fault{runpodtest.Respond(400, "text/plain", "payload too large")}, succeed, "OUTPUT_TOO_LARGE"},
+		{"422 body over the limit", runpodtest.Options{},
+			[]runpodtest.Fault{runpodtest.Respond(422, "application/json", `{"error":"request body exceeds the maximum size"}`)}, succeed, "OUTPUT_TOO_LARGE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
