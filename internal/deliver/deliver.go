@@ -504,6 +504,9 @@ func ctxError(ctx context.Context) *apperr.Error {
 		return apperr.Wrap(apperr.Timeout, err, "the job ran out of time while delivering the video",
 			"raise the job's execution timeout (policy.executionTimeout or JOB_TIMEOUT)")
 	default:
+		if c := apperr.As(context.Cause(ctx)); c != nil {
+			return c // whoever cancelled said why (the worker shutting down: submit again)
+		}
 		return apperr.Wrap(apperr.Cancelled, err, "the job was cancelled while delivering the video", "")
 	}
 }

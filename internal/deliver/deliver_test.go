@@ -461,6 +461,21 @@ func TestInlineWithoutTempFile(t *testing.T) {
 	}
 }
 
+// TestCancelCauseKept: a typed cancel cause comes back as it is.
+func TestCancelCauseKept(t *testing.T) {
+	v := makeVideo(t, mp4test.Spec{Width: 64, Height: 64, Frames: 5, FPS: "16"})
+	cause := apperr.New(apperr.Cancelled, "the worker is shutting down", "submit the job again")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(cause)
+	d := newDeliverer(t, Options{InlineMaxBytes: 1 << 20})
+	for _, size := range []int64{-1, int64(len(v.data))} {
+		_, err := d.Deliver(ctx, Request{JobID: "j", Filename: "v.mp4", Video: bytes.NewReader(v.data), Size: size})
+		if e := apperr.As(err); e == nil || e.Message != cause.Message || e.Hint != cause.Hint {
+			t.Errorf("size %d: error %v, want the cause %v", size, err, cause)
+		}
+	}
+}
+
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
