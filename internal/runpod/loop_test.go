@@ -617,3 +617,36 @@ func TestNoPingsWithoutKey(t *testing.T) {
 		t.Errorf("Authorization %q sent without a key", a)
 	}
 }
+
+// TestProgressKeepAlive: through a long silent stage the latest progress is
+// posted again every ProgressKeepAlive, with the elapsed time growing.
+func TestProgressKeepAlive(t *testing.T) {
+	h := newScripted(func(ctx context.Context, id string, _ json.RawMessage, p progress.Func) (*worker.Result, error) {
+		p(progress.Progress{Stage: progress.EncodingPrompt, Percent: 12})
+		time.Sleep(400 * time.Millisecond) // a silent stage
+		return result(id), nil
+	})
+	hs := startLoop(t, runpodtest.Options{}, h, func(o *runpod.Options) {
+		o.ProgressInterval = 10 * time.Millisecond
+		o.ProgressKeepAlive = 80 * time.Millisecond
+	})
+	hs.fake.Enqueue(runpodtest.Job{ID: "quiet", Input: map[string]any{}})
+	hs.waitResults("quiet")
+	prog := hs.fake.Progress("quiet")
+	if len(prog) < 3 {
+		t.Fatalf("%d progress posts through a 400 ms silent stage, want at least 3 (one every 80 ms)", len(prog))
+	}
+	last := -1.0
+	for _, q := range prog {
+		m := body(t, q)
+		out, _ := m["output"].(map[string]any)
+		el, ok := out["elapsed_s"].(float64)
+		if out["stage"] != "encoding_prompt" || !ok || el < last {
+			t.Errorf("progress %s: want encoding_prompt with a growing elapsed_s", q.Body)
+		}
+		last = el
+	}
+	if last < 0.2 {
+		t.Errorf("last elapsed_s %.3f, want the time spent", last)
+	}
+}
