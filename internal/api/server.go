@@ -4,7 +4,7 @@
 // /v2/{endpoint_id}/) with RunPod's response shapes and job states, over a
 // bounded queue that feeds one job at a time to a worker.Handler.
 //
-// Results and errors take the shape runpod.Finish gives them, the same as on
+// Results and errors take the shape result.Finish gives them, the same as on
 // RunPod: "output" holds the result, or {"error": {...}} next to an "error"
 // string "CODE: message".
 package api
@@ -29,7 +29,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/apperr"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
-	"github.com/wan22-worker/wan22-worker/internal/runpod"
+	"github.com/wan22-worker/wan22-worker/internal/result"
 	"github.com/wan22-worker/wan22-worker/internal/worker"
 )
 
@@ -471,7 +471,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	switch j.status {
 	case InQueue:
 		s.removeQueuedLocked(j)
-		s.finishLocked(j, Cancelled, runpod.Outcome{})
+		s.finishLocked(j, Cancelled, result.Outcome{})
 	case InProgress:
 		j.cancel(apperr.New(apperr.Cancelled, "the job was cancelled through /cancel", ""))
 		// The runner records CANCELLED once the handler has stopped; the
@@ -564,7 +564,7 @@ func (s *Server) handlePurge(w http.ResponseWriter, _ *http.Request) {
 	queued := s.queue
 	s.queue = nil
 	for _, j := range queued {
-		s.finishLocked(j, Cancelled, runpod.Outcome{})
+		s.finishLocked(j, Cancelled, result.Outcome{})
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"removed": len(queued), "status": "completed"})
@@ -637,7 +637,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 
 	log.Info("job started")
 
-	res, err := runpod.Call(ctx, s.h, j.id, j.input, func(p progress.Progress) {
+	res, err := result.Call(ctx, s.h, j.id, j.input, func(p progress.Progress) {
 		b, merr := json.Marshal(p)
 		if merr != nil {
 			return
@@ -653,7 +653,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 		s.mu.Unlock()
 	})
 	cause := context.Cause(ctx)
-	out := runpod.Finish(res, err, cause)
+	out := result.Finish(res, err, cause)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -670,7 +670,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 	case ctx.Err() != nil && errors.Is(cause, execErr):
 		state = TimedOut
 	case ctx.Err() != nil && apperr.CodeOf(cause) == apperr.Cancelled:
-		state, out = Cancelled, runpod.Outcome{}
+		state, out = Cancelled, result.Outcome{}
 	case out.Failed():
 		state = Failed
 	}
@@ -679,7 +679,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 }
 
 // finishLocked records a final state, wakes waiters and sends the webhook.
-func (s *Server) finishLocked(j *job, state string, out runpod.Outcome) {
+func (s *Server) finishLocked(j *job, state string, out result.Outcome) {
 	j.status, j.finished = state, s.o.Now()
 	j.output, j.errStr = out.Output, out.Error
 	if state == Cancelled {
