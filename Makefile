@@ -17,8 +17,11 @@ build:
 ## test: everything CI runs — lint, unit/contract/integration tests with the race detector, short fuzzing.
 test: lint test-unit fuzz
 
+## test-unit: every package's result as it finishes (go test -json through cmd/testreport), then
+## "tests: N passed, N failed, N skipped"; fails when any test or package fails.
 test-unit:
-	go test -race -count=1 ./...
+	@set -o pipefail; go build -o bin/testreport ./cmd/testreport && \
+	  go test -json -race -count=1 ./... 2>&1 | bin/testreport
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each).
 fuzz:

@@ -121,7 +121,7 @@ func TestComfyUIProductionGraph(t *testing.T) {
 		if err != nil {
 			t.Fatalf("workflow.Build: %v", err)
 		}
-		if err := c.upload(ctx, b.ImageName, j.PNG); err != nil {
+		if err := c.upload(ctx, b.ImageName, j.Prepared); err != nil {
 			t.Fatal(err)
 		}
 		r, err := c.runPrompt(ctx, b.Graph, j.ID, b.ExtraPNGInfo)
@@ -194,7 +194,7 @@ func TestComfyUIProductionGraph(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.upload(t.Context(), b.ImageName, j.PNG); err != nil {
+		if err := c.upload(t.Context(), b.ImageName, j.Prepared); err != nil {
 			t.Fatal(err)
 		}
 		r, err := c.runPrompt(ensureTimeout(t, time.Minute), b.Graph, j.ID, b.ExtraPNGInfo)

@@ -79,7 +79,7 @@ func TestComfyUIFirstLastFrame(t *testing.T) {
 			t.Fatalf("conditioning node %s", b.Graph[workflow.NodeImageToVideo].ClassType)
 		}
 		ctx := ensureTimeout(t, 20*time.Minute)
-		if err := c.upload(ctx, b.ImageName, j.PNG); err != nil {
+		if err := c.upload(ctx, b.ImageName, j.Prepared); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.upload(ctx, b.EndImageName, j.EndPNG); err != nil {

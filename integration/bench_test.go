@@ -41,10 +41,19 @@ func benchJobs() int {
 // posting a result and asking for the next job, and the worker's peak RSS.
 // Targets (DESIGN.md §10): overhead median < 25 ms for an 832×832 PNG in and
 // a 5 MB MP4 out inline; gap < 2 ms; RSS < 60 MB delivering 10 MB inline.
+// It also reports the p50/p95 of each stage of the overhead (validate,
+// upload, deliver, post: from the worker's timings_ms, post being the rest
+// of the span, mostly sending the result), and the CPU per job of the worker
+// process and of this process, which runs the fake ComfyUI (decoding each
+// uploaded image like LoadImage) and the fake RunPod server.
 func BenchmarkWorkerOverhead(b *testing.B) {
 	needFFmpeg(b)
-	for _, size := range []int{5 << 20, 10 << 20} {
-		b.Run(fmt.Sprintf("inline_%dMB", size>>20), func(b *testing.B) {
+	for _, size := range []int{11 << 10, 5 << 20, 10 << 20} {
+		name := fmt.Sprintf("inline_%dMB", size>>20)
+		if size < 1<<20 {
+			name = fmt.Sprintf("inline_%dKB", size>>10)
+		}
+		b.Run(name, func(b *testing.B) {
 			for range b.N {
 				benchBatch(b, size, benchJobs())
 			}
@@ -55,7 +64,11 @@ func BenchmarkWorkerOverhead(b *testing.B) {
 func benchBatch(b *testing.B, videoSize, jobs int) {
 	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
 	defer cancel()
-	small, err := comfytest.MakeMP4(ctx, "ffmpeg", comfytest.VideoSpec{Width: 832, Height: 832, Frames: 81, FPS: 16, CRF: 30})
+	spec := comfytest.VideoSpec{Width: 832, Height: 832, Frames: 81, FPS: 16, CRF: 30}
+	if videoSize < 1<<20 {
+		spec = comfytest.VideoSpec{Width: 64, Height: 64, Frames: 9, FPS: 16, CRF: 40}
+	}
+	small, err := comfytest.MakeMP4(ctx, "ffmpeg", spec)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,6 +87,7 @@ func benchBatch(b *testing.B, videoSize, jobs int) {
 		rp.Enqueue(runpodtest.Job{ID: ids[i], Input: in})
 	}
 	// Inline must fit a 10 MB video: raise the cap for this measurement.
+	selfCPU := processCPU(os.Getpid())
 	w := startWorker(b, append(env, "COMFY_URL="+fake.URL, "OUTPUT_DIR="+b.TempDir(), "LOG_LEVEL=warn",
 		"INLINE_MAX_BYTES=20000000"), "serve")
 	if err := rp.Wait(ctx, func() bool {
@@ -86,6 +100,8 @@ func benchBatch(b *testing.B, videoSize, jobs int) {
 		b.Fatalf("not every result was posted: %v", err)
 	}
 	rss := vmHWM(w.cmd.Process.Pid)
+	workerCPU := processCPU(w.cmd.Process.Pid)
+	fakesCPU := processCPU(os.Getpid()) - selfCPU
 
 	// Times are when the fake finished answering: the worker's clock starts
 	// when it has the job and stops when its result was accepted, so the
@@ -93,6 +109,7 @@ func benchBatch(b *testing.B, videoSize, jobs int) {
 	allTakes := rp.Requests(runpodtest.Take)
 	var overhead, gaps []float64
 	stages := map[string]float64{}
+	split := map[string][]float64{}
 	for _, id := range ids {
 		var done time.Time
 		var res struct {
@@ -120,6 +137,10 @@ func benchBatch(b *testing.B, videoSize, jobs int) {
 		taken, done := clock.times(id)
 		span := float64(posted.Sub(taken).Microseconds()) / 1000
 		overhead = append(overhead, span-comfyMS)
+		for _, k := range []string{"validate", "upload", "deliver"} {
+			split[k] = append(split[k], res.Output.Timings[k])
+		}
+		split["post"] = append(split["post"], span-res.Output.Timings["total"])
 		// The next take after this result.
 		for _, t := range allTakes {
 			if t.At.After(done) {
@@ -138,6 +159,16 @@ func benchBatch(b *testing.B, videoSize, jobs int) {
 	fmt.Printf("worker overhead over %d jobs (%d MB video inline): p50 %.1f ms, p95 %.1f ms; result→next take p50 %.2f ms, p95 %.2f ms; peak RSS %.1f MB\n",
 		jobs, videoSize>>20, pct(overhead, 50), pct(overhead, 95), pct(gaps, 50), pct(gaps, 95), float64(rss)/(1<<20))
 	fmt.Printf("mean timings_ms per stage: %v\n", stages)
+	var line strings.Builder
+	for _, k := range []string{"validate", "upload", "deliver", "post"} {
+		slices.Sort(split[k])
+		b.ReportMetric(pct(split[k], 50), k+"-ms-p50")
+		fmt.Fprintf(&line, " %s p50 %.1f ms p95 %.1f ms;", k, pct(split[k], 50), pct(split[k], 95))
+	}
+	perJob := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(jobs) }
+	b.ReportMetric(perJob(workerCPU), "worker-cpu-ms/job")
+	b.ReportMetric(perJob(fakesCPU), "fakes-cpu-ms/job")
+	fmt.Printf("stages:%s CPU per job: worker %.1f ms, fake ComfyUI + fake RunPod %.1f ms\n", line.String(), perJob(workerCPU), perJob(fakesCPU))
 	_ = w.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-w.done:
@@ -208,6 +239,23 @@ func (t *bodyTap) Write(p []byte) (int, error) {
 		t.body = append(t.body, p...)
 	}
 	return t.ResponseWriter.Write(p)
+}
+
+// processCPU is the user plus system CPU time pid has used so far (from
+// /proc/<pid>/stat; 0 where that cannot be read).
+func processCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func pct(sorted []float64, p int) float64 {

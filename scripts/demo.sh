@@ -24,10 +24,20 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
 fi
 command -v go >/dev/null 2>&1 || { log "Go 1.26 or newer is required (https://go.dev/dl/)"; exit 1; }
 
-log "building $BIN/wan22-worker and $BIN/fakecomfy"
+log "building $BIN/wan22-worker (as make build does: stamped with VERSION and the commit) and $BIN/fakecomfy"
 mkdir -p "$BIN"
-CGO_ENABLED=0 go build -trimpath -o "$BIN/wan22-worker" ./cmd/wan22-worker
+if command -v make >/dev/null 2>&1; then
+  make --no-print-directory build >&2
+else
+  pkg=github.com/wan22-worker/wan22-worker
+  version=$(cat VERSION 2>/dev/null || echo dev)
+  commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X $pkg/internal/version.Version=$version -X $pkg/internal/version.Commit=$commit" \
+    -o "$BIN/wan22-worker" ./cmd/wan22-worker
+fi
 CGO_ENABLED=0 go build -trimpath -o "$BIN/fakecomfy" ./cmd/fakecomfy
+log "$("$BIN/wan22-worker" version 2>&1 | head -n 1)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wan22-demo.XXXXXX")
 fake_pid=""

@@ -10,6 +10,11 @@
 #   scripts/s3-test-server.sh env       print the environment of the running server
 #   scripts/s3-test-server.sh stop      stop it and remove its data
 #
+# Each server keeps its pid, port, log and data in its own state folder:
+# WAN22_S3_STATE_DIR, or a fresh folder made by start, whose path start
+# prints as WAN22_S3_STATE_DIR with the rest of the environment (so env and
+# stop in the same shell find it). Two runs on one machine never share one.
+#
 # The tests read WAN22_TEST_S3_ENDPOINT, WAN22_TEST_S3_ACCESS_KEY,
 # WAN22_TEST_S3_SECRET_KEY and WAN22_TEST_S3_REGION, and skip when they are
 # unset. The scratch folder must support extended attributes (ext4, xfs,
@@ -24,10 +29,14 @@ REGION=us-east-1
 CACHE=${WAN22_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wan22-worker}
 BIN_DIR=$CACHE/versitygw-$VERSION
 BIN=$BIN_DIR/versitygw
-STATE=${WAN22_S3_STATE_DIR:-${TMPDIR:-/tmp}/wan22-s3-test}
-PIDFILE=$STATE/pid
-PORTFILE=$STATE/port
-LOG=$STATE/versitygw.log
+STATE=${WAN22_S3_STATE_DIR:-}
+
+set_state() {
+  STATE=$1
+  PIDFILE=$STATE/pid
+  PORTFILE=$STATE/port
+  LOG=$STATE/versitygw.log
+}
 
 log() { echo "s3-test-server: $*" >&2; }
 
@@ -60,9 +69,14 @@ print_env() {
   echo "export WAN22_TEST_S3_ACCESS_KEY=$ACCESS_KEY"
   echo "export WAN22_TEST_S3_SECRET_KEY=$SECRET_KEY"
   echo "export WAN22_TEST_S3_REGION=$REGION"
+  echo "export WAN22_S3_STATE_DIR=$STATE"
 }
 
 start() {
+  if [ -z "$STATE" ]; then
+    STATE=$(mktemp -d "${TMPDIR:-/tmp}/wan22-s3-test.XXXXXX")
+  fi
+  set_state "$STATE"
   if running; then
     print_env
     return 0
@@ -108,14 +122,26 @@ stop_quietly() {
   rm -rf "$STATE"
 }
 
+need_state() {
+  if [ -z "$STATE" ]; then
+    log "WAN22_S3_STATE_DIR is not set: eval the output of '$0 start' in this shell first"
+    exit 1
+  fi
+  set_state "$STATE"
+}
+
 case "${1:-}" in
   install) install ;;
   start) start ;;
   env)
+    need_state
     running || { log "not running; use: $0 start"; exit 1; }
     print_env
     ;;
-  stop) stop_quietly ;;
+  stop)
+    need_state
+    stop_quietly
+    ;;
   *)
     echo "usage: $0 install|start|env|stop" >&2
     exit 2

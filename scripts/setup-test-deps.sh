@@ -11,9 +11,17 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 if [ "${#need_apt[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Quiet: no debconf prompts or warnings; apt's output is shown only when it fails.
+  export DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes
+  echo "setup: installing ${need_apt[*]}" >&2
+  apt_log=$(mktemp)
+  if ! { apt-get update -qq && apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "${need_apt[@]}"; } >"$apt_log" 2>&1; then
+    cat "$apt_log" >&2
+    rm -f "$apt_log"
+    echo "setup: apt-get failed (output above)" >&2
+    exit 1
+  fi
+  rm -f "$apt_log"
 fi
 
 command -v go >/dev/null 2>&1 || { echo "setup: Go 1.26 or newer is required (https://go.dev/dl/)" >&2; exit 1; }

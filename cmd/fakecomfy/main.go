@@ -104,6 +104,9 @@ func run(args []string) int {
 		args = fakeArgs
 	}
 	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage, which Parse printed
+		}
 		return 2
 	}
 	if f.fs.NArg() > 0 {

@@ -30,6 +30,15 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+// TestHelpExitsZero: -h prints the usage and succeeds.
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}} {
+		if code := run(args); code != 0 {
+			t.Errorf("run(%v) = %d, want 0", args, code)
+		}
+	}
+}
+
 func TestComfyArgs(t *testing.T) {
 	tests := []struct {
 		name string

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -37,6 +38,9 @@ func run(ctx context.Context, args []string) error {
 	dir := fs.String("dir", "", "folder to write the model files into (required)")
 	layout := fs.String("layout", string(testmodels.LayoutOriginal), "folder names: original (unet, clip) or comfy (diffusion_models, text_encoders)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h asked for the usage, which Parse printed
+		}
 		return err
 	}
 	if *dir == "" || fs.NArg() > 0 {

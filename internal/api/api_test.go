@@ -613,7 +613,7 @@ func TestOpenAPI(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Errorf("openapi = %q", doc.OpenAPI)
 	}
-	for _, p := range []string{"/run", "/runsync", "/status/{id}", "/stream/{id}", "/cancel/{id}", "/retry/{id}", "/health", "/purge-queue"} {
+	for _, p := range []string{"/run", "/runsync", "/status/{id}", "/status-sync/{id}", "/stream/{id}", "/cancel/{id}", "/retry/{id}", "/health", "/purge-queue"} {
 		for _, prefix := range []string{"", "/v2/{endpoint_id}"} {
 			if _, ok := doc.Paths[prefix+p]; !ok {
 				t.Errorf("%s%s is not documented", prefix, p)

@@ -1,10 +1,10 @@
 // Package api is the local, RunPod-compatible HTTP API (`serve --api`): the
 // client-facing routes of a RunPod Serverless endpoint (/run, /runsync,
-// /status, /stream, /cancel, /retry, /health, /purge-queue, also under
+// /status, /status-sync, /stream, /cancel, /retry, /health, /purge-queue, also under
 // /v2/{endpoint_id}/) with RunPod's response shapes and job states, over a
 // bounded queue that feeds one job at a time to a worker.Handler.
 //
-// Results and errors take the shape runpod.Finish gives them, the same as on
+// Results and errors take the shape result.Finish gives them, the same as on
 // RunPod: "output" holds the result, or {"error": {...}} next to an "error"
 // string "CODE: message".
 package api
@@ -29,7 +29,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/apperr"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
-	"github.com/wan22-worker/wan22-worker/internal/runpod"
+	"github.com/wan22-worker/wan22-worker/internal/result"
 	"github.com/wan22-worker/wan22-worker/internal/startup"
 	"github.com/wan22-worker/wan22-worker/internal/worker"
 )
@@ -104,6 +104,8 @@ func New(o Options, h worker.Handler, log *slog.Logger) *Server {
 		s.mux.HandleFunc("POST "+p+"/runsync", s.handleRunsync)
 		s.mux.HandleFunc("GET "+p+"/status/{id}", s.handleStatus)
 		s.mux.HandleFunc("POST "+p+"/status/{id}", s.handleStatus)
+		s.mux.HandleFunc("GET "+p+"/status-sync/{id}", s.handleStatusSync)
+		s.mux.HandleFunc("POST "+p+"/status-sync/{id}", s.handleStatusSync)
 		s.mux.HandleFunc("GET "+p+"/stream/{id}", s.handleStream)
 		s.mux.HandleFunc("POST "+p+"/stream/{id}", s.handleStream)
 		s.mux.HandleFunc("POST "+p+"/cancel/{id}", s.handleCancel)
@@ -267,20 +269,53 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, statusBody{ID: j.id, Status: InQueue})
 }
 
+// waitParam reads ?wait= (milliseconds, clamped to 1 s to 300 s, as RunPod
+// does); def when absent. It answers a bad value itself and reports false.
+func waitParam(w http.ResponseWriter, r *http.Request, def time.Duration) (time.Duration, bool) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return def, true
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "wait must be a whole number of milliseconds (1000 to 300000)"})
+		return 0, false
+	}
+	return min(max(time.Duration(ms)*time.Millisecond, runsyncMinWait), runsyncMaxWait), true
+}
+
 func (s *Server) handleRunsync(w http.ResponseWriter, r *http.Request) {
-	wait := s.o.RunsyncWait
-	if v := r.URL.Query().Get("wait"); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms <= 0 {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: "wait must be a whole number of milliseconds (1000 to 300000)"})
-			return
-		}
-		wait = min(max(time.Duration(ms)*time.Millisecond, runsyncMinWait), runsyncMaxWait)
+	wait, ok := waitParam(w, r, s.o.RunsyncWait)
+	if !ok {
+		return
 	}
 	j, ok := s.submit(w, r, "sync-")
 	if !ok {
 		return
 	}
+	s.answerWhenDone(w, r, j, wait)
+}
+
+// handleStatusSync is /status-sync/{id}?wait=ms: /status, but it first waits
+// up to wait (RUNSYNC_WAIT by default) for the job to end, as RunPod's does
+// (its JavaScript SDK polls it after a /runsync that outlived its wait).
+func (s *Server) handleStatusSync(w http.ResponseWriter, r *http.Request) {
+	wait, ok := waitParam(w, r, s.o.RunsyncWait)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	j := s.lookupLocked(r.PathValue("id"))
+	s.mu.Unlock()
+	if j == nil {
+		writeNotFound(w, r.PathValue("id"))
+		return
+	}
+	s.answerWhenDone(w, r, j, wait)
+}
+
+// answerWhenDone answers j's status once it has ended, or after wait.
+func (s *Server) answerWhenDone(w http.ResponseWriter, r *http.Request, j *job, wait time.Duration) {
 	s.mu.Lock()
 	done := j.done
 	s.mu.Unlock()
@@ -297,6 +332,28 @@ func (s *Server) handleRunsync(w http.ResponseWriter, r *http.Request) {
 	body := s.statusLocked(j)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, body)
+}
+
+// queueRetryAfter is the Retry-After of a queue-full answer.
+const queueRetryAfter = 5 * time.Second
+
+// queueFullBody is the 429 answer to a job the queue has no room for.
+type queueFullBody struct {
+	Error             string `json:"error"`
+	InQueue           int    `json:"inQueue"`
+	QueueSize         int    `json:"queueSize"`
+	RetryAfterSeconds int    `json:"retryAfterSeconds"`
+}
+
+// writeQueueFullLocked answers 429 (RunPod's answer too), saying how full the
+// queue is and when to retry; s.mu is held.
+func (s *Server) writeQueueFullLocked(w http.ResponseWriter) {
+	secs := int(queueRetryAfter / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeJSON(w, http.StatusTooManyRequests, queueFullBody{
+		Error: fmt.Sprintf("the queue is full: %d of %d places taken (API_QUEUE_SIZE) and a job running; retry in %d s",
+			len(s.queue), s.o.QueueSize, secs),
+		InQueue: len(s.queue), QueueSize: s.o.QueueSize, RetryAfterSeconds: secs})
 }
 
 // submit parses a run request and queues the job; it answers the error
@@ -346,9 +403,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, prefix string) (
 	}
 	s.mu.Lock()
 	if len(s.queue) >= s.o.QueueSize {
+		s.writeQueueFullLocked(w)
 		s.mu.Unlock()
-		writeJSON(w, http.StatusTooManyRequests, errorBody{
-			Error: fmt.Sprintf("the queue is full (%d jobs waiting, API_QUEUE_SIZE); retry later", len(s.queue))})
 		return nil, false
 	}
 	s.jobs[j.id] = j
@@ -416,7 +472,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	switch j.status {
 	case InQueue:
 		s.removeQueuedLocked(j)
-		s.finishLocked(j, Cancelled, runpod.Outcome{})
+		s.finishLocked(j, Cancelled, result.Outcome{})
 	case InProgress:
 		j.cancel(apperr.New(apperr.Cancelled, "the job was cancelled through /cancel", ""))
 		// The runner records CANCELLED once the handler has stopped; the
@@ -446,8 +502,8 @@ func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(s.queue) >= s.o.QueueSize {
+		s.writeQueueFullLocked(w)
 		s.mu.Unlock()
-		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "the queue is full (API_QUEUE_SIZE); retry later"})
 		return
 	}
 	j.status, j.output, j.errStr, j.stream = InQueue, nil, "", nil
@@ -518,7 +574,7 @@ func (s *Server) handlePurge(w http.ResponseWriter, _ *http.Request) {
 	queued := s.queue
 	s.queue = nil
 	for _, j := range queued {
-		s.finishLocked(j, Cancelled, runpod.Outcome{})
+		s.finishLocked(j, Cancelled, result.Outcome{})
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"removed": len(queued), "status": "completed"})
@@ -591,7 +647,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 
 	log.Info("job started")
 
-	res, err := runpod.Call(ctx, s.h, j.id, j.input, func(p progress.Progress) {
+	res, err := result.Call(ctx, s.h, j.id, j.input, func(p progress.Progress) {
 		b, merr := json.Marshal(p)
 		if merr != nil {
 			return
@@ -607,7 +663,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 		s.mu.Unlock()
 	})
 	cause := context.Cause(ctx)
-	out := runpod.Finish(res, err, cause)
+	out := result.Finish(res, err, cause)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -624,7 +680,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 	case ctx.Err() != nil && errors.Is(cause, execErr):
 		state = TimedOut
 	case ctx.Err() != nil && apperr.CodeOf(cause) == apperr.Cancelled:
-		state, out = Cancelled, runpod.Outcome{}
+		state, out = Cancelled, result.Outcome{}
 	case out.Failed():
 		state = Failed
 	}
@@ -633,7 +689,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 }
 
 // finishLocked records a final state, wakes waiters and sends the webhook.
-func (s *Server) finishLocked(j *job, state string, out runpod.Outcome) {
+func (s *Server) finishLocked(j *job, state string, out result.Outcome) {
 	j.status, j.finished = state, s.o.Now()
 	j.output, j.errStr = out.Output, out.Error
 	if state == Cancelled {

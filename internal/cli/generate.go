@@ -312,20 +312,35 @@ func generate(ctx context.Context, env *Env, cfg *config.Config, g generateFlags
 	return exitOK
 }
 
+// heartbeat is how often the plain (non-terminal) output repeats the job's
+// line, with the elapsed time, while nothing changes (a long text encode on
+// CPU shows no progress for minutes).
+const heartbeat = 15 * time.Second
+
 // jobBar draws a job's progress: stage, bar, percent, sampler step, elapsed.
 type jobBar struct {
-	mu    sync.Mutex
-	start time.Time
-	p     progress.Progress
+	mu      sync.Mutex
+	now     func() time.Time
+	start   time.Time
+	changed time.Time // when the stage or step last changed
+	p       progress.Progress
 }
 
-func newJobBar() *jobBar { return &jobBar{start: time.Now()} }
+func newJobBar() *jobBar { return newJobBarAt(time.Now) }
+
+func newJobBarAt(now func() time.Time) *jobBar {
+	t := now()
+	return &jobBar{now: now, start: t, changed: t}
+}
 
 func (b *jobBar) set(p progress.Progress) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if p.Percent < b.p.Percent && p.Stage == b.p.Stage {
 		p.Percent = b.p.Percent
+	}
+	if p.Stage != b.p.Stage || p.Step != b.p.Step {
+		b.changed = b.now()
 	}
 	b.p = p
 }
@@ -345,14 +360,15 @@ func (b *jobBar) String() string {
 		}
 	}
 	return fmt.Sprintf("%-16s [%s%s] %3d%%%s  %s", b.p.Stage, strings.Repeat("=", filled),
-		strings.Repeat(" ", width-filled), b.p.Percent, step, time.Since(b.start).Round(time.Second))
+		strings.Repeat(" ", width-filled), b.p.Percent, step, b.now().Sub(b.start).Round(time.Second))
 }
 
-// Milestone makes a plain renderer print a line per stage and step.
+// Milestone makes a plain renderer print a line per stage and step, and
+// again every heartbeat while they stay the same.
 func (b *jobBar) Milestone() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return fmt.Sprintf("%s/%d", b.p.Stage, b.p.Step)
+	return fmt.Sprintf("%s/%d/%d", b.p.Stage, b.p.Step, b.now().Sub(b.changed)/heartbeat)
 }
 
 // isTerminal reports whether w is a character device (a terminal).

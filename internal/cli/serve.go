@@ -12,6 +12,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/apperr"
 	"github.com/wan22-worker/wan22-worker/internal/config"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
+	"github.com/wan22-worker/wan22-worker/internal/result"
 	"github.com/wan22-worker/wan22-worker/internal/runpod"
 	"github.com/wan22-worker/wan22-worker/internal/startup"
 	"github.com/wan22-worker/wan22-worker/internal/version"
@@ -103,7 +104,7 @@ func serve(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger, 
 		log.Error("ComfyUI did not start", "error", err)
 		if mode == "once" {
 			// The one job fails with the start's error, in the result's shape.
-			fmt.Fprintln(env.Stdout, string(runpod.Fail(apperr.From(err)).JSON()))
+			fmt.Fprintln(env.Stdout, string(result.Fail(apperr.From(err)).JSON()))
 		}
 		return exitFailed
 	}

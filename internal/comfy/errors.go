@@ -41,8 +41,15 @@ func errContext(ctx context.Context) *apperr.Error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return apperr.Wrap(apperr.Timeout, err, "the job did not finish before its deadline", hintTimeout)
 	default:
+		cause := context.Cause(ctx)
+		if c := apperr.As(cause); c != nil {
+			// Whoever cancelled said why, with its own code and hint (the
+			// worker shutting down: "submit the job again"): keep it whole
+			// rather than wrapping its text in a second "CANCELLED: ...".
+			return c
+		}
 		msg := "the job was cancelled"
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		if cause != nil && !errors.Is(cause, context.Canceled) {
 			msg += ": " + cause.Error()
 		}
 		return apperr.Wrap(apperr.Cancelled, err, msg, "")

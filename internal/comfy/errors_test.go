@@ -103,6 +103,10 @@ func TestErrorMapping(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	add("context cancelled", errContext(cancelled))
+	shutdown, cancelShutdown := context.WithCancelCause(context.Background())
+	cancelShutdown(apperr.New(apperr.Cancelled, "the worker is shutting down and the job did not finish within SHUTDOWN_GRACE",
+		"submit the job again; it will run on another worker"))
+	add("context cancelled by shutdown", errContext(shutdown))
 	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel2()
 	add("context deadline", errContext(expired))
@@ -119,6 +123,22 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("%s: %s has no hint", r.Name, e.Code)
 			}
 		}
+	}
+}
+
+// TestCancelCauseKeptWhole: a typed cancel cause is the job's error as it
+// is: one code, one message, its hint (no "CANCELLED: ... CANCELLED: ...").
+func TestCancelCauseKeptWhole(t *testing.T) {
+	cause := apperr.New(apperr.Cancelled, "the worker is shutting down and the job did not finish within SHUTDOWN_GRACE",
+		"submit the job again; it will run on another worker")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	e := errContext(ctx)
+	if e == nil || e.Code != apperr.Cancelled || e.Message != cause.Message || e.Hint != cause.Hint {
+		t.Fatalf("errContext = %+v, want %+v", e, cause)
+	}
+	if n := strings.Count(e.Error(), "CANCELLED"); n != 1 {
+		t.Errorf("%q names CANCELLED %d times", e.Error(), n)
 	}
 }
 

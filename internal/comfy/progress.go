@@ -7,7 +7,10 @@ import (
 )
 
 // tracker turns ComfyUI's execution events into progress updates: the stage
-// of the running node, and a percent that never goes down.
+// of the running node, and a percent that never goes down. Stages only move
+// forward: ComfyUI runs nodes in its own order (the text encoder's loader
+// and the prompt before the video model's loader, say), so a node of an
+// earlier stage that runs later is reported under the current stage.
 type tracker struct {
 	stages map[string]progress.Stage
 	steps  int // sampler steps over both experts
@@ -52,6 +55,18 @@ func stageRange(s progress.Stage) (from, to float64, ok bool) {
 		return 93, 99, true
 	}
 	return 0, 0, false
+}
+
+// stageRank orders the stages as a job goes through them.
+func stageRank(s progress.Stage) int {
+	from, _, ok := stageRange(s)
+	if !ok {
+		return -1
+	}
+	if s == progress.SamplingLow {
+		from += 0.5 // shares its range with SamplingHigh, after it
+	}
+	return int(from * 2)
 }
 
 // started is execution_start.
@@ -138,6 +153,9 @@ func (t *tracker) complete() {
 }
 
 func (t *tracker) update(stage progress.Stage, pct float64, step int) {
+	if t.sent && stageRank(stage) < stageRank(t.last.Stage) {
+		stage, step = t.last.Stage, t.last.Step
+	}
 	p := progress.Progress{Stage: stage, Percent: int(math.Floor(pct)), Step: step}
 	if step > 0 {
 		p.Steps = t.steps

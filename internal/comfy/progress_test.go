@@ -46,9 +46,16 @@ func TestTracker(t *testing.T) {
 			want:   "sampling_high:15 sampling_high:32 sampling_low:50 sampling_low:67",
 		},
 		{
-			name: "percent never goes down (a loader after sampling)", steps: 4, split: 2,
+			name: "percent and stage never go back (a loader after sampling)", steps: 4, split: 2,
 			events: []step{exec("high"), prog("high", 2, 2), exec("unet"), exec("low"), prog("low", 1, 2)},
-			want:   "sampling_high:15:0 sampling_high:50:2 loading_models:50 sampling_low:50:2 sampling_low:67:3",
+			want:   "sampling_high:15:0 sampling_high:50:2 sampling_low:50:2 sampling_low:67:3",
+		},
+		{
+			// ComfyUI's order for the production graph: the text encoder's
+			// loader and the prompt run before the video model's loaders.
+			name: "loader after the prompt stays under encoding_prompt", steps: 6, split: 3,
+			events: []step{func(tr *tracker) { tr.started() }, exec("clip"), exec("pos"), exec("unet"), exec("i2v"), exec("high")},
+			want:   "loading_models:0 encoding_prompt:10 encoding_prompt:12 sampling_high:15:0",
 		},
 		{
 			name: "unknown nodes change nothing", steps: 4, split: 2,

@@ -193,7 +193,7 @@ func settings() []Setting {
 		{Name: "COMFYUI_DIR", Default: "/comfyui", Group: "ComfyUI", Help: "ComfyUI checkout the worker starts and supervises", set: str(func(c *Config) *string { return &c.ComfyDir })},
 		{Name: "COMFY_PYTHON", Default: "python3", Group: "ComfyUI", Help: "Python interpreter that runs ComfyUI's main.py", set: str(func(c *Config) *string { return &c.ComfyPython })},
 		{Name: "COMFY_START_TIMEOUT", Default: "5m", Group: "ComfyUI", Help: "how long to wait for ComfyUI to answer /system_stats after start", set: duration(func(c *Config) *time.Duration { return &c.ComfyStartTimeout })},
-		{Name: "COMFY_LOG_FILE", Default: "/comfyui/comfyui.log", Group: "ComfyUI", Help: "file that receives ComfyUI's output (also copied to the worker's log)", set: str(func(c *Config) *string { return &c.ComfyLogFile })},
+		{Name: "COMFY_LOG_FILE", Default: "", Group: "ComfyUI", Help: "file that receives ComfyUI's output (also copied to the worker's log); empty: <COMFYUI_DIR>/comfyui.log", set: str(func(c *Config) *string { return &c.ComfyLogFile })},
 		{Name: "COMFY_VRAM_MODE", Default: "", Group: "ComfyUI", Help: "ComfyUI VRAM mode: empty (ComfyUI decides), highvram, normalvram, lowvram, novram, gpu-only or cpu", set: oneOf(func(c *Config) *string { return &c.ComfyVRAMMode }, "", "highvram", "normalvram", "lowvram", "novram", "gpu-only", "cpu")},
 		{Name: "COMFY_ATTENTION", Default: "", Group: "ComfyUI", Help: "attention backend: empty (ComfyUI decides), pytorch, split, quad, sage or flash", set: oneOf(func(c *Config) *string { return &c.ComfyAttention }, "", "pytorch", "split", "quad", "sage", "flash")},
 		{Name: "COMFY_FAST", Default: "", Group: "ComfyUI", Help: "ComfyUI --fast optimizations: empty for off, 'all', or a space-separated list (e.g. fp16_accumulation)", set: str(func(c *Config) *string { return &c.ComfyFast })},
@@ -284,6 +284,13 @@ func Load(fs *flag.FlagSet, getenv func(string) string) (*Config, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if c.ComfyLogFile == "" {
+		// Next to the ComfyUI it logs, wherever COMFYUI_DIR points.
+		c.ComfyLogFile = filepath.Join(c.ComfyDir, "comfyui.log")
+		e := c.loaded["COMFY_LOG_FILE"]
+		e.Value = c.ComfyLogFile
+		c.loaded["COMFY_LOG_FILE"] = e
 	}
 	return c, nil
 }

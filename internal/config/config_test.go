@@ -42,6 +42,33 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestComfyLogFileFollowsComfyDir: COMFY_LOG_FILE defaults to
+// <COMFYUI_DIR>/comfyui.log; a value set wins.
+func TestComfyLogFileFollowsComfyDir(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "/comfyui/comfyui.log"},
+		{map[string]string{"COMFYUI_DIR": "/opt/ComfyUI"}, "/opt/ComfyUI/comfyui.log"},
+		{map[string]string{"COMFYUI_DIR": "/opt/ComfyUI", "COMFY_LOG_FILE": "/var/log/comfy.log"}, "/var/log/comfy.log"},
+	}
+	for _, tc := range tests {
+		c, err := Load(nil, env(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ComfyLogFile != tc.want {
+			t.Errorf("%v: ComfyLogFile = %q, want %q", tc.env, c.ComfyLogFile, tc.want)
+		}
+		for _, e := range c.Redacted() {
+			if e.Name == "COMFY_LOG_FILE" && e.Value != tc.want {
+				t.Errorf("%v: shown as %q, want %q", tc.env, e.Value, tc.want)
+			}
+		}
+	}
+}
+
 func TestPrecedence(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	Register(fs)

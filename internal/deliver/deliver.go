@@ -32,6 +32,7 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -255,7 +256,7 @@ func (d *Deliverer) Deliver(ctx context.Context, req Request) (*Delivered, error
 	defer sp.cleanup()
 	out.SizeBytes, out.SHA256 = sp.size, sp.sha256
 
-	info, err := mp4.Probe(sp.file, sp.size)
+	info, err := mp4.Probe(sp.readerAt(), sp.size)
 	if in := req.Interpolate; in != nil {
 		isp, ierr := d.interpolate(ctx, sp, info, in)
 		if ierr != nil {
@@ -342,8 +343,16 @@ func mb(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// spooled is the video copied to a local file.
+// memSpoolMax is the largest video (raw bytes, known length) an inline
+// delivery keeps in memory instead of a temp file: small enough that the
+// bytes, their base64 and the result body stay well within the worker's
+// memory target; larger inline videos take the temp-file path.
+const memSpoolMax = 8 << 20
+
+// spooled is the video copied to a local file, or for a small inline one,
+// held in memory (mem non-nil, file nil).
 type spooled struct {
+	mem     []byte
 	file    *os.File
 	path    string
 	size    int64
@@ -351,8 +360,16 @@ type spooled struct {
 	removed bool
 }
 
+// readerAt reads the spooled video.
+func (s *spooled) readerAt() io.ReaderAt {
+	if s.file == nil {
+		return bytes.NewReader(s.mem)
+	}
+	return s.file
+}
+
 func (s *spooled) cleanup() {
-	if s.removed {
+	if s.removed || s.file == nil {
 		return
 	}
 	s.file.Close()
@@ -364,6 +381,11 @@ func (s *spooled) cleanup() {
 func (d *Deliverer) spool(ctx context.Context, mode job.Output, req Request, filename string) (*spooled, error) {
 	if req.Video == nil {
 		return nil, apperr.New(apperr.OutputMissing, "no video stream to deliver", "this is a bug in the worker; report it with the worker's log")
+	}
+	// ffmpeg reads a file: the last frame and interpolation need one.
+	if mode == job.OutputBase64 && !req.LastFrame && req.Interpolate == nil && req.Size > 0 && req.Size <= memSpoolMax &&
+		Base64Len(req.Size) <= d.opts.InlineMaxBytes {
+		return d.spoolMemory(ctx, mode, req)
 	}
 	var (
 		f   *os.File
@@ -425,6 +447,33 @@ func (d *Deliverer) spool(ctx context.Context, mode job.Output, req Request, fil
 	return sp, nil
 }
 
+// spoolMemory reads a video of known size (req.Size, which fits inline)
+// into memory while hashing it: no temp file to write and read back.
+func (d *Deliverer) spoolMemory(ctx context.Context, mode job.Output, req Request) (*spooled, error) {
+	buf := make([]byte, req.Size+1) // one more byte to notice a longer stream
+	n, err := io.ReadFull(&ctxReader{ctx: ctx, r: req.Video}, buf)
+	switch {
+	case err == nil: // the stream is longer than it said
+		return nil, apperr.New(apperr.ComfyUnavailable,
+			fmt.Sprintf("the video stream sent more than its announced %d bytes", req.Size),
+			"ComfyUI sent a damaged response; retry the job")
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	default:
+		return nil, streamError(ctx, err, mode)
+	}
+	if int64(n) != req.Size {
+		if n == 0 {
+			return nil, apperr.New(apperr.OutputMissing, "the video is empty (0 bytes)",
+				"ComfyUI wrote an empty file; check ComfyUI's log for errors from the video encoder")
+		}
+		return nil, apperr.New(apperr.ComfyUnavailable,
+			fmt.Sprintf("the video stream ended after %d of %d bytes", n, req.Size),
+			"ComfyUI stopped sending the video; retry the job")
+	}
+	sum := sha256.Sum256(buf[:n])
+	return &spooled{mem: buf[:n], size: int64(n), sha256: hex.EncodeToString(sum[:])}, nil
+}
+
 // streamError maps a failure while copying the stream.
 func streamError(ctx context.Context, err error, mode job.Output) *apperr.Error {
 	if e := ctxError(ctx); e != nil {
@@ -455,6 +504,9 @@ func ctxError(ctx context.Context) *apperr.Error {
 		return apperr.Wrap(apperr.Timeout, err, "the job ran out of time while delivering the video",
 			"raise the job's execution timeout (policy.executionTimeout or JOB_TIMEOUT)")
 	default:
+		if c := apperr.As(context.Cause(ctx)); c != nil {
+			return c // whoever cancelled said why (the worker shutting down: submit again)
+		}
 		return apperr.Wrap(apperr.Cancelled, err, "the job was cancelled while delivering the video", "")
 	}
 }
@@ -480,6 +532,13 @@ func (d *Deliverer) inline(requested job.Output, sp *spooled, frame []byte, out 
 	}
 	if total > d.opts.InlineMaxBytes {
 		return d.tooLarge(requested, sp.size, int64(len(frame)))
+	}
+	if sp.file == nil {
+		out.Video = base64.StdEncoding.EncodeToString(sp.mem)
+		if frame != nil {
+			out.LastFrame = base64.StdEncoding.EncodeToString(frame)
+		}
+		return nil
 	}
 	if _, err := sp.file.Seek(0, io.SeekStart); err != nil {
 		return apperr.Wrap(apperr.Internal, err, "rereading the video failed: "+err.Error(), "check the temp folder (TMPDIR)")

@@ -415,6 +415,10 @@ func TestStreamErrors(t *testing.T) {
 		{"no stream", t.Context(), Request{Size: -1}, apperr.OutputMissing},
 		{"reader's own typed error", t.Context(), Request{Video: io.MultiReader(strings.NewReader("ab"), errReader{apperr.New(apperr.ComfyCrashed, "gone", "restart")}), Size: -1}, apperr.ComfyCrashed},
 		{"cancelled", cancelled, Request{Video: bytes.NewReader(v.data), Size: -1}, apperr.Cancelled},
+		{"known size: stream breaks", t.Context(), Request{Video: &failingReader{data: v.data, n: 100}, Size: int64(len(v.data))}, apperr.ComfyUnavailable},
+		{"known size: stream longer than its size", t.Context(), Request{Video: bytes.NewReader(v.data), Size: 100}, apperr.ComfyUnavailable},
+		{"known size: empty stream", t.Context(), Request{Video: strings.NewReader(""), Size: 100}, apperr.OutputMissing},
+		{"known size: cancelled", cancelled, Request{Video: bytes.NewReader(v.data), Size: int64(len(v.data))}, apperr.Cancelled},
 		{"unknown mode", t.Context(), Request{Mode: "ftp", Video: bytes.NewReader(v.data), Size: -1}, apperr.InvalidInput},
 	}
 	for _, tt := range tests {
@@ -426,6 +430,49 @@ func TestStreamErrors(t *testing.T) {
 			wantCode(t, err, tt.code)
 			assertEmptyDir(t, tmp)
 		})
+	}
+}
+
+// TestInlineWithoutTempFile: a small inline video of known size is delivered
+// from memory (the temp folder is never touched, so an unusable one does not
+// matter); one of unknown size, or with its last frame, still takes the
+// temp-file path.
+func TestInlineWithoutTempFile(t *testing.T) {
+	v := makeVideo(t, mp4test.Spec{Width: 64, Height: 64, Frames: 5, FPS: "16"})
+	missing := filepath.Join(t.TempDir(), "no-such-folder")
+	d := newDeliverer(t, Options{InlineMaxBytes: 1 << 20, TempDir: missing})
+	for _, mode := range []job.Output{job.OutputAuto, job.OutputBase64} {
+		got, err := d.Deliver(t.Context(), Request{JobID: "j", Filename: "v.mp4", Mode: mode, Video: bytes.NewReader(v.data), Size: int64(len(v.data))})
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if raw, _ := base64.StdEncoding.DecodeString(got.Video); !bytes.Equal(raw, v.data) || got.SHA256 != sha(v.data) || got.Info.Frames != 5 {
+			t.Fatalf("%s: delivered %d bytes, sha %s, info %+v", mode, len(raw), got.SHA256, got.Info)
+		}
+	}
+	for name, req := range map[string]Request{
+		"unknown size": {Video: bytes.NewReader(v.data), Size: -1},
+		"last frame":   {Video: bytes.NewReader(v.data), Size: int64(len(v.data)), LastFrame: true},
+	} {
+		req.JobID, req.Filename = "j", "v.mp4"
+		if _, err := d.Deliver(t.Context(), req); err == nil || !strings.Contains(err.Error(), "temp file") {
+			t.Errorf("%s: error %v, want the temp file's", name, err)
+		}
+	}
+}
+
+// TestCancelCauseKept: a typed cancel cause comes back as it is.
+func TestCancelCauseKept(t *testing.T) {
+	v := makeVideo(t, mp4test.Spec{Width: 64, Height: 64, Frames: 5, FPS: "16"})
+	cause := apperr.New(apperr.Cancelled, "the worker is shutting down", "submit the job again")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	cancel(cause)
+	d := newDeliverer(t, Options{InlineMaxBytes: 1 << 20})
+	for _, size := range []int64{-1, int64(len(v.data))} {
+		_, err := d.Deliver(ctx, Request{JobID: "j", Filename: "v.mp4", Video: bytes.NewReader(v.data), Size: size})
+		if e := apperr.As(err); e == nil || e.Message != cause.Message || e.Hint != cause.Hint {
+			t.Errorf("size %d: error %v, want the cause %v", size, err, cause)
+		}
 	}
 }
 

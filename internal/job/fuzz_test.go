@@ -3,7 +3,8 @@ package job
 import (
 	"bytes"
 	"context"
-	"image/png"
+	"image"
+	_ "image/jpeg"
 	"testing"
 
 	"github.com/wan22-worker/wan22-worker/internal/apperr"
@@ -52,7 +53,7 @@ func FuzzParse(f *testing.F) {
 			o.FrameRate < 1 || o.FrameRate > 60 || o.CRF < 0 || o.CRF > 51 || len(o.LoRAs) > MaxLoRAs || j.Prompt == "" {
 			t.Fatalf("accepted a job that breaks the contract: %+v", o)
 		}
-		cfg, err := png.DecodeConfig(bytes.NewReader(j.PNG))
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(j.Prepared))
 		if err != nil || cfg.Width != o.Width || cfg.Height != o.Height {
 			t.Fatalf("prepared image %+v (%v), want %dx%d", cfg, err, o.Width, o.Height)
 		}
@@ -82,11 +83,11 @@ func FuzzDecodeImage(f *testing.F) {
 			t.Fatalf("decoded %dx%d beyond the pixel limit", w, h)
 		}
 		vw, vh := chooseSize(0, 0, w, h, lim.MaxPixels)
-		out, err := prepare(d, FitCrop, vw, vh)
+		out, _, err := prepare(d, FitCrop, vw, vh)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := png.DecodeConfig(bytes.NewReader(out))
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(out))
 		if err != nil || cfg.Width != vw || cfg.Height != vh {
 			t.Fatalf("prepared %+v (%v), want %dx%d", cfg, err, vw, vh)
 		}

@@ -51,7 +51,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			j.ID = "golden-" + tt.name
-			cfg := decodePNG(t, j.PNG).Bounds()
+			cfg := decodePNG(t, j.Prepared).Bounds()
 			if cfg.Dx() != j.Options.Width || cfg.Dy() != j.Options.Height {
 				t.Errorf("prepared image %v, options say %dx%d", cfg, j.Options.Width, j.Options.Height)
 			}

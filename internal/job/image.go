@@ -198,8 +198,9 @@ type header struct {
 
 // decoded is a fully decoded image.
 type decoded struct {
-	img image.Image
-	hdr header
+	img  image.Image
+	hdr  header
+	data []byte // the file it was decoded from
 }
 
 // orientedSize is the size after EXIF orientation.
@@ -341,5 +342,5 @@ func decodeImage(data []byte, lim Limits) (*decoded, error) {
 				hdr.width, hdr.height, b.Dx(), b.Dy()),
 			"the file is damaged; export it again")
 	}
-	return &decoded{img: img, hdr: hdr}, nil
+	return &decoded{img: img, hdr: hdr, data: data}, nil
 }

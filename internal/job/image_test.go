@@ -95,7 +95,7 @@ func TestDecodeFormats(t *testing.T) {
 			if d.hdr.format != tt.format || d.hdr.width != tt.w || d.hdr.height != tt.h || d.hdr.orientation != 1 {
 				t.Fatalf("header = %+v, want %s %dx%d orientation 1", d.hdr, tt.format, tt.w, tt.h)
 			}
-			out, err := prepare(d, FitStretch, tt.w, tt.h)
+			out, err := encodeRendered(d, FitStretch, tt.w, tt.h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +171,7 @@ func checkOriented(t *testing.T, data []byte, o int, want quad, tol int) {
 	if w != sw || h != sh {
 		t.Fatalf("oriented size %dx%d, want %dx%d", w, h, sw, sh)
 	}
-	out, err := prepare(d, FitStretch, w, h)
+	out, err := encodeRendered(d, FitStretch, w, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestPreparedPNGIsStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := prepare(d, FitCrop, 32, 32)
+	out, err := encodeRendered(d, FitCrop, 32, 32)
 	if err != nil {
 		t.Fatal(err)
 	}

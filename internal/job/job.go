@@ -134,17 +134,27 @@ type Job struct {
 	EndImage *ImageInfo `json:"end_image,omitempty"`
 	// SeedRandom is true when the seed was not given and was drawn at random.
 	SeedRandom bool `json:"seed_random"`
-	// PNG is the prepared image: exactly Options.Width×Options.Height, RGB,
-	// PNG-encoded, ready for upload. Not part of the normalized JSON.
-	PNG []byte `json:"-"`
-	// EndPNG is the prepared end frame, like PNG; nil without end_image.
+	// Prepared is the image to upload: exactly Options.Width×Options.Height,
+	// opaque, upright. A PNG (RGB, stored) rendered by the worker, or the
+	// input file itself when it already was exactly that (PreparedFormat
+	// says which: FormatPNG or FormatJPEG). Not part of the normalized JSON.
+	Prepared       []byte `json:"-"`
+	PreparedFormat string `json:"-"`
+	// EndPNG is the prepared end frame (always a rendered PNG); nil without
+	// end_image.
 	EndPNG []byte `json:"-"`
 }
 
 // UploadName is the file name the image is uploaded to ComfyUI under, derived
 // from the job id so that concurrent and repeated jobs never collide and a
 // retry of the same job overwrites its own file.
-func (j *Job) UploadName() string { return "wan22_" + safeName(j.ID) + ".png" }
+func (j *Job) UploadName() string {
+	ext := ".png"
+	if j.PreparedFormat == FormatJPEG {
+		ext = ".jpg"
+	}
+	return "wan22_" + safeName(j.ID) + ext
+}
 
 // EndUploadName is the file name of the end frame's upload.
 func (j *Job) EndUploadName() string { return "wan22_" + safeName(j.ID) + "_end.png" }

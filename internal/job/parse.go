@@ -34,7 +34,8 @@ func loraKeys() []string { return []string{"name", "url", "sha256", "strength", 
 // fills every default, reads the image (decoding base64 or a data URI, or
 // downloading a URL with fetch), and prepares it: EXIF-oriented, alpha
 // flattened onto white, brought to exactly the video size by options.fit and
-// PNG-encoded into Job.PNG.
+// PNG-encoded into Job.Prepared (or, when the input already is exactly that,
+// kept as it came; Job.PreparedFormat says which).
 //
 // id is the job id; it names the uploaded image. fetch may be nil, in which
 // case image URLs are refused.
@@ -103,14 +104,14 @@ func parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetc
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if j.PNG, err = prepare(img, o.Fit, o.Width, o.Height); err != nil {
+	if j.Prepared, j.PreparedFormat, err = prepare(img, o.Fit, o.Width, o.Height); err != nil {
 		return nil, err
 	}
 	if end != nil {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if j.EndPNG, err = prepare(end, o.Fit, o.Width, o.Height); err != nil {
+		if j.EndPNG, err = encodeRendered(end, o.Fit, o.Width, o.Height); err != nil {
 			return nil, endImageError(err)
 		}
 	}

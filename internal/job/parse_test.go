@@ -393,7 +393,7 @@ func TestParseDefaults(t *testing.T) {
 	if j.Image != (ImageInfo{Source: SourceBase64, Format: FormatPNG, Width: 64, Height: 48, Bytes: len(testPNG(t)), Orientation: 1}) {
 		t.Errorf("image info %+v", j.Image)
 	}
-	img := decodePNG(t, j.PNG)
+	img := decodePNG(t, j.Prepared)
 	if b := img.Bounds(); b.Dx() != 960 || b.Dy() != 720 {
 		t.Errorf("prepared image is %v, want 960×720", b)
 	}
@@ -609,7 +609,7 @@ func TestSizeOptions(t *testing.T) {
 			if j.Options.Width != tt.w || j.Options.Height != tt.h {
 				t.Errorf("size %d×%d, want %d×%d", j.Options.Width, j.Options.Height, tt.w, tt.h)
 			}
-			if b := decodePNG(t, j.PNG).Bounds(); b.Dx() != tt.w || b.Dy() != tt.h {
+			if b := decodePNG(t, j.Prepared).Bounds(); b.Dx() != tt.w || b.Dy() != tt.h {
 				t.Errorf("prepared image %v", b)
 			}
 		})
@@ -668,7 +668,7 @@ func TestEndImagePrepared(t *testing.T) {
 	if j.EndImage == nil || j.EndImage.Width != 30 || j.EndImage.Height != 90 || j.EndImage.Source != SourceDataURI {
 		t.Fatalf("end image info %+v", j.EndImage)
 	}
-	start, endImg := decodePNG(t, j.PNG), decodePNG(t, j.EndPNG)
+	start, endImg := decodePNG(t, j.Prepared), decodePNG(t, j.EndPNG)
 	if start.Bounds() != endImg.Bounds() || start.Bounds().Dx() != j.Options.Width {
 		t.Errorf("start %v, end %v, options %d×%d", start.Bounds(), endImg.Bounds(), j.Options.Width, j.Options.Height)
 	}

@@ -67,8 +67,9 @@ func (c *client) get(ctx context.Context, url string, limit int64) (int, http.He
 // utf-8" header. It returns the status and a short excerpt of the answer.
 //
 // The body is sent as the concatenation of parts, so that a large result is
-// never copied into one buffer to be posted.
-func (c *client) postJob(ctx context.Context, url string, parts ...[]byte) (int, string, error) {
+// never copied into one buffer to be posted. jobID is sent as X-Request-ID,
+// as the SDK does on job-done.
+func (c *client) postJob(ctx context.Context, url, jobID string, parts ...[]byte) (int, string, error) {
 	req, err := c.request(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return 0, "", err
@@ -87,6 +88,9 @@ func (c *client) postJob(ctx context.Context, url string, parts ...[]byte) (int,
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header["charset"] = []string{"utf-8"} // lower-case as the SDK sends it
+	if jobID != "" {
+		req.Header.Set("X-Request-ID", jobID)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, "", err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wan22-worker/wan22-worker/internal/result"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -282,12 +283,12 @@ func (w *loop) runJob(ctx context.Context, j takenJob, st *jobState) (exit bool,
 	start := time.Now()
 	deadline := start.Add(w.o.JobTimeout)
 
-	var out Outcome
+	var out result.Outcome
 	switch {
 	case j.bad != nil:
-		out = Fail(j.bad)
+		out = result.Fail(j.bad)
 	case ctx.Err() != nil:
-		out = Fail(errShutdown())
+		out = result.Fail(errShutdown())
 	default:
 		var abandoned bool
 		out, abandoned = w.execute(ctx, j, st, deadline, log)
@@ -322,7 +323,7 @@ func (w *loop) runJob(ctx context.Context, j takenJob, st *jobState) (exit bool,
 // execute runs the handler under the job's context: JobTimeout from take,
 // stop signals, and shutdown (ShutdownGrace after ctx ends). A handler that
 // does not return within AbandonAfter of its context ending is abandoned.
-func (w *loop) execute(ctx context.Context, j takenJob, st *jobState, deadline time.Time, log *slog.Logger) (Outcome, bool) {
+func (w *loop) execute(ctx context.Context, j takenJob, st *jobState, deadline time.Time, log *slog.Logger) (result.Outcome, bool) {
 	jobCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(nil)
 	jobCtx, cancelDeadline := context.WithDeadlineCause(jobCtx, deadline, errJobTimeout(w.o.JobTimeout.String()))
@@ -333,7 +334,7 @@ func (w *loop) execute(ctx context.Context, j takenJob, st *jobState, deadline t
 	st.cancel = cancel
 	st.mu.Unlock()
 	if stopped { // stopped before it started: nothing to run, nothing to post
-		return Fail(apperr.New(apperr.Cancelled, "the job was stopped by RunPod before it started",
+		return result.Fail(apperr.New(apperr.Cancelled, "the job was stopped by RunPod before it started",
 			"RunPod stops a job on /cancel, on its execution timeout and on its TTL")), false
 	}
 
@@ -357,18 +358,18 @@ func (w *loop) execute(ctx context.Context, j takenJob, st *jobState, deadline t
 	}()
 
 	ps := newProgressSender(w, j.id, log)
-	type result struct {
+	type returned struct {
 		res *worker.Result
 		err error
 	}
-	results := make(chan result, 1)
+	results := make(chan returned, 1)
 	go func() {
-		res, err := Call(jobCtx, w.h, j.id, j.input, ps.update)
-		results <- result{res, err}
+		res, err := result.Call(jobCtx, w.h, j.id, j.input, ps.update)
+		results <- returned{res, err}
 	}()
 	log.Info("job started")
 
-	var r result
+	var r returned
 	abandoned := false
 	select {
 	case r = <-results:
@@ -379,7 +380,7 @@ func (w *loop) execute(ctx context.Context, j takenJob, st *jobState, deadline t
 		case <-t.C:
 			log.Error("the job did not stop after its context ended; abandoning it", "waited", w.o.AbandonAfter.String())
 			abandoned = true
-			r = result{err: errAbandoned(w.o.AbandonAfter.String())}
+			r = returned{err: errAbandoned(w.o.AbandonAfter.String())}
 		}
 		t.Stop()
 	}
@@ -389,14 +390,14 @@ func (w *loop) execute(ctx context.Context, j takenJob, st *jobState, deadline t
 			log.Debug("job error cause", "cause", e.Err.Error())
 		}
 	}
-	return Finish(r.res, r.err, context.Cause(jobCtx)), abandoned
+	return result.Finish(r.res, r.err, context.Cause(jobCtx)), abandoned
 }
 
 // postResult posts the final outcome to job-done until RunPod accepts it:
 // network errors, 5xx, 408 and 429 are retried with backoff until the later
 // of the job's deadline and ResultWindow from now; a refused (4xx) result is
 // replaced once by a small error result, never silently dropped.
-func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *slog.Logger) {
+func (w *loop) postResult(jobID string, out result.Outcome, deadline time.Time, log *slog.Logger) {
 	u := AppendQuery(JobURL(w.o.PostOutputURL, w.workerID, jobID), "isStream=false")
 	body := out.Parts()
 	until := deadline
@@ -409,7 +410,7 @@ func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *sl
 	replaced := false
 	for attempt := 1; ; attempt++ {
 		actx, acancel := context.WithTimeout(ctx, w.o.PostTimeout)
-		status, answer, err := w.c.postJob(actx, u, body...)
+		status, answer, err := w.c.postJob(actx, u, jobID, body...)
 		acancel()
 		if err == nil && status >= 200 && status <= 299 {
 			if attempt > 1 || replaced {
@@ -435,19 +436,31 @@ func (w *loop) postResult(jobID string, out Outcome, deadline time.Time, log *sl
 			return
 		}
 		var e *apperr.Error
-		if status == http.StatusRequestEntityTooLarge || size(body) > w.o.SmallResultBytes {
+		if status == http.StatusRequestEntityTooLarge || size(body) > w.o.SmallResultBytes || namesSize(answer) {
 			e = errTooLarge(size(body), status)
 		} else {
 			e = errRejected(status, answer)
 		}
 		log.Error("RunPod refused the result; posting an error result instead",
 			"status", status, "bytes", size(body), "answer", answer, "code", e.Code)
-		small := Fail(e)
+		small := result.Fail(e)
 		small.StopPod = out.StopPod
 		body = small.Parts()
 		replaced = true
 		bo.reset()
 	}
+}
+
+// namesSize reports whether a refusal's answer says the body was too big,
+// whatever its status code (RunPod has answered 400 "payload too large").
+func namesSize(answer string) bool {
+	a := strings.ToLower(answer)
+	for _, s := range []string{"too large", "too big", "exceeds the maximum", "maximum size", "size limit", "body limit", "payload limit"} {
+		if strings.Contains(a, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // size is the length of a body sent in parts.

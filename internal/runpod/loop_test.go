@@ -56,6 +56,9 @@ func TestLoopRunsJobsAndPostsResults(t *testing.T) {
 	if cs := post.Header.Get("charset"); cs != "utf-8" {
 		t.Errorf("job-done charset header = %q", cs)
 	}
+	if id := post.Header.Get("X-Request-ID"); id != "job-1" {
+		t.Errorf("job-done X-Request-ID = %q, want the job id", id)
+	}
 	want, _ := json.Marshal(map[string]any{"output": result("job-1")})
 	if string(post.Body) != string(want) {
 		t.Errorf("job-done body\n got %s\nwant %s", post.Body, want)
@@ -236,6 +239,10 @@ func TestRefusedResultIsReplacedBySmallError(t *testing.T) {
 		{"413 too large", runpodtest.Options{MaxResultBytes: 2048}, nil, bigResult, "OUTPUT_TOO_LARGE"},
 		{"400 too large", runpodtest.Options{MaxResultBytes: 2048, TooLargeStatus: 400}, nil, bigResult, "OUTPUT_TOO_LARGE"},
 		{"400 small result", runpodtest.Options{}, []runpodtest.Fault{runpodtest.Status(400)}, succeed, "INTERNAL"},
+		{"400 naming the size, under the small limit", runpodtest.Options{},
+			[]runpodtest.Fault{runpodtest.Respond(400, "text/plain", "payload too large")}, succeed, "OUTPUT_TOO_LARGE"},
+		{"422 body over the limit", runpodtest.Options{},
+			[]runpodtest.Fault{runpodtest.Respond(422, "application/json", `{"error":"request body exceeds the maximum size"}`)}, succeed, "OUTPUT_TOO_LARGE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -440,6 +447,9 @@ func TestNoProgressAfterFinalResult(t *testing.T) {
 		if !strings.HasSuffix(prog[0].RawQuery, "isStream=false") {
 			t.Errorf("progress query = %q", prog[0].RawQuery)
 		}
+		if rid := prog[0].Header.Get("X-Request-ID"); rid != id {
+			t.Errorf("progress X-Request-ID = %q, want %q", rid, id)
+		}
 	}
 }
 
@@ -605,5 +615,38 @@ func TestNoPingsWithoutKey(t *testing.T) {
 	}
 	if a := hs.fake.Results("j")[0].Header.Get("Authorization"); a != "" {
 		t.Errorf("Authorization %q sent without a key", a)
+	}
+}
+
+// TestProgressKeepAlive: through a long silent stage the latest progress is
+// posted again every ProgressKeepAlive, with the elapsed time growing.
+func TestProgressKeepAlive(t *testing.T) {
+	h := newScripted(func(ctx context.Context, id string, _ json.RawMessage, p progress.Func) (*worker.Result, error) {
+		p(progress.Progress{Stage: progress.EncodingPrompt, Percent: 12})
+		time.Sleep(400 * time.Millisecond) // a silent stage
+		return result(id), nil
+	})
+	hs := startLoop(t, runpodtest.Options{}, h, func(o *runpod.Options) {
+		o.ProgressInterval = 10 * time.Millisecond
+		o.ProgressKeepAlive = 80 * time.Millisecond
+	})
+	hs.fake.Enqueue(runpodtest.Job{ID: "quiet", Input: map[string]any{}})
+	hs.waitResults("quiet")
+	prog := hs.fake.Progress("quiet")
+	if len(prog) < 3 {
+		t.Fatalf("%d progress posts through a 400 ms silent stage, want at least 3 (one every 80 ms)", len(prog))
+	}
+	last := -1.0
+	for _, q := range prog {
+		m := body(t, q)
+		out, _ := m["output"].(map[string]any)
+		el, ok := out["elapsed_s"].(float64)
+		if out["stage"] != "encoding_prompt" || !ok || el < last {
+			t.Errorf("progress %s: want encoding_prompt with a growing elapsed_s", q.Body)
+		}
+		last = el
+	}
+	if last < 0.2 {
+		t.Errorf("last elapsed_s %.3f, want the time spent", last)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/wan22-worker/wan22-worker/internal/result"
 	"io"
 
 	"github.com/wan22-worker/wan22-worker/internal/worker"
@@ -31,29 +32,29 @@ func RunOnce(ctx context.Context, h worker.Handler, input []byte, w io.Writer) (
 	return 0
 }
 
-func runOnce(ctx context.Context, h worker.Handler, input []byte) Outcome {
+func runOnce(ctx context.Context, h worker.Handler, input []byte) result.Outcome {
 	var test struct {
 		ID    *string         `json:"id"`
 		Input json.RawMessage `json:"input"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(input))
 	if err := dec.Decode(&test); err != nil {
-		return Fail(errInvalidJob("the test input is not a JSON object: " + err.Error()))
+		return result.Fail(errInvalidJob("the test input is not a JSON object: " + err.Error()))
 	}
 	if dec.More() {
-		return Fail(errInvalidJob("the test input has data after its JSON object"))
+		return result.Fail(errInvalidJob("the test input has data after its JSON object"))
 	}
 	if len(test.Input) == 0 || string(test.Input) == "null" {
-		return Fail(errInvalidJob(`the test input has no "input"`))
+		return result.Fail(errInvalidJob(`the test input has no "input"`))
 	}
 	id := LocalTestID
 	if test.ID != nil && *test.ID != "" {
 		id = *test.ID
 	}
-	res, err := Call(ctx, h, id, test.Input, nil)
+	res, err := result.Call(ctx, h, id, test.Input, nil)
 	var cause error
 	if ctx.Err() != nil {
 		cause = context.Cause(ctx)
 	}
-	return Finish(res, err, cause)
+	return result.Finish(res, err, cause)
 }

@@ -55,6 +55,10 @@ type Options struct {
 	ProgressInterval time.Duration
 	// ProgressTimeout bounds one progress post. Default 5 s.
 	ProgressTimeout time.Duration
+	// ProgressKeepAlive repeats a job's latest progress, with the elapsed
+	// time, when nothing new was posted for this long, so that RunPod's
+	// console shows life through a long silent stage. Default 5 s.
+	ProgressKeepAlive time.Duration
 	// AbandonAfter is how long a handler may take to return once its job's
 	// context is done (stop, timeout, shutdown) before the worker gives up on
 	// it, posts an error with stopPod and exits. Default 15 s.
@@ -112,6 +116,7 @@ func (o Options) withDefaults() Options {
 	o.PostTimeout = orDefault(o.PostTimeout, 2*time.Minute)
 	o.ProgressInterval = orDefault(o.ProgressInterval, time.Second)
 	o.ProgressTimeout = orDefault(o.ProgressTimeout, 5*time.Second)
+	o.ProgressKeepAlive = orDefault(o.ProgressKeepAlive, 5*time.Second)
 	o.AbandonAfter = orDefault(o.AbandonAfter, 15*time.Second)
 	o.MaxJobBytes = orDefault(o.MaxJobBytes, 64<<20)
 	o.SmallResultBytes = orDefault(o.SmallResultBytes, 1<<20)

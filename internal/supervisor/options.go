@@ -129,6 +129,11 @@ const (
 	CacheLinksDir  = "hf-cache-models" // links to the model files found in a Hugging Face cache
 	InputSubdir    = "input"
 	OutputSubdir   = "output"
+	// UserSubdir is ComfyUI's user directory, which holds its database:
+	// inside the work dir, so that a fresh checkout (no <COMFYUI_DIR>/user)
+	// starts without "Failed to initialize database".
+	UserSubdir   = "user"
+	DatabaseFile = "comfyui.db"
 )
 
 var vramFlags = map[string]string{
@@ -164,6 +169,8 @@ func (o Options) CommandLine(port int) ([]string, error) {
 		// ComfyUI uses <temp-directory>/temp and empties it at start and exit.
 		"--temp-directory", o.WorkDir,
 		"--extra-model-paths-config", filepath.Join(o.WorkDir, ModelPathsFile),
+		"--user-directory", filepath.Join(o.WorkDir, UserSubdir),
+		"--database-url", "sqlite:///"+filepath.Join(o.WorkDir, UserSubdir, DatabaseFile),
 		"--preview-method", "none",
 		"--disable-metadata",
 		"--disable-api-nodes",

@@ -17,7 +17,7 @@ import (
 func TestCommandLineFromConfig(t *testing.T) {
 	base := "python3 -u /comfyui/main.py --listen 127.0.0.1 --port 8188 --disable-auto-launch " +
 		"--input-directory /w/input --output-directory /w/output --temp-directory /w " +
-		"--extra-model-paths-config /w/extra_model_paths.yaml --preview-method none --disable-metadata --disable-api-nodes"
+		"--extra-model-paths-config /w/extra_model_paths.yaml --user-directory /w/user --database-url sqlite:////w/user/comfyui.db --preview-method none --disable-metadata --disable-api-nodes"
 	tests := []struct {
 		name    string
 		env     map[string]string

@@ -205,7 +205,8 @@ func (s *Supervisor) prepare() error {
 	}
 	in := filepath.Join(s.opts.WorkDir, InputSubdir)
 	out := filepath.Join(s.opts.WorkDir, OutputSubdir)
-	for _, d := range []string{s.opts.WorkDir, in, out} {
+	user := filepath.Join(s.opts.WorkDir, UserSubdir) // ComfyUI refuses a --user-directory that does not exist
+	for _, d := range []string{s.opts.WorkDir, in, out, user} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}

@@ -177,10 +177,15 @@ func TestStartServeStop(t *testing.T) {
 		"--output-directory " + filepath.Join(opts.WorkDir, "output"),
 		"--temp-directory " + opts.WorkDir,
 		"--extra-model-paths-config " + filepath.Join(opts.WorkDir, ModelPathsFile),
+		"--user-directory " + filepath.Join(opts.WorkDir, "user"),
+		"--database-url sqlite:///" + filepath.Join(opts.WorkDir, "user", "comfyui.db"),
 	} {
 		if !strings.Contains(s.LogTail(), want) {
 			t.Errorf("command line lacks %q:\n%s", want, s.LogTail())
 		}
+	}
+	if fi, err := os.Stat(filepath.Join(opts.WorkDir, "user")); err != nil || !fi.IsDir() {
+		t.Errorf("the user directory was not made: %v", err)
 	}
 	yaml, err := os.ReadFile(filepath.Join(opts.WorkDir, ModelPathsFile))
 	if err != nil || !bytes.Contains(yaml, []byte("loras: |")) {
@@ -763,5 +768,5 @@ func ExampleOptions_CommandLine() {
 	argv, _ := opts.CommandLine(8188)
 	fmt.Println(strings.Join(argv, " "))
 	// Output:
-	// /opt/venv/bin/python -u /comfyui/main.py --listen 127.0.0.1 --port 8188 --disable-auto-launch --input-directory /tmp/wan22-comfyui/input --output-directory /tmp/wan22-comfyui/output --temp-directory /tmp/wan22-comfyui --extra-model-paths-config /tmp/wan22-comfyui/extra_model_paths.yaml --preview-method none --disable-metadata --disable-api-nodes --highvram --use-sage-attention --reserve-vram 1.5 --fast fp16_accumulation --cache-lru 4
+	// /opt/venv/bin/python -u /comfyui/main.py --listen 127.0.0.1 --port 8188 --disable-auto-launch --input-directory /tmp/wan22-comfyui/input --output-directory /tmp/wan22-comfyui/output --temp-directory /tmp/wan22-comfyui --extra-model-paths-config /tmp/wan22-comfyui/extra_model_paths.yaml --user-directory /tmp/wan22-comfyui/user --database-url sqlite:////tmp/wan22-comfyui/user/comfyui.db --preview-method none --disable-metadata --disable-api-nodes --highvram --use-sage-attention --reserve-vram 1.5 --fast fp16_accumulation --cache-lru 4
 }

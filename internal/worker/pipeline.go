@@ -345,7 +345,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	var waited int64
 	t = lap(&waited, t)
 	prog(progress.Progress{Stage: progress.Uploading, Percent: 1})
-	name, err := client.Upload(ctx, j.UploadName(), bytes.NewReader(j.PNG))
+	name, err := client.Upload(ctx, j.UploadName(), bytes.NewReader(j.Prepared))
 	if err != nil {
 		return nil, p.crashOr(err)
 	}

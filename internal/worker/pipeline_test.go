@@ -142,6 +142,14 @@ func TestHandleInline(t *testing.T) {
 	if !sawLow {
 		t.Errorf("no sampling_low stage in %v", st)
 	}
+	// Stages only move forward: none comes back once left.
+	seen := map[progress.Stage]bool{}
+	for _, s := range st {
+		if seen[s] {
+			t.Errorf("stage %s comes back in %v", s, st)
+		}
+		seen[s] = true
+	}
 	// The job cleaned up after itself: its history entry was deleted.
 	var deleted bool
 	for _, r := range fake.Requests() {

@@ -1,6 +1,7 @@
 package comfytest
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -749,7 +750,9 @@ func decodable(p string) error {
 		return err
 	}
 	defer f.Close()
-	_, _, err = image.DecodeConfig(f)
+	// Decode every pixel, as LoadImage does (PIL's open and convert), so
+	// that the fake's CPU per job reflects what the uploaded file costs.
+	_, _, err = image.Decode(bufio.NewReader(f))
 	return err
 }
 
