@@ -56,6 +56,7 @@ func TestGPUBenchCPU(t *testing.T) {
 			VideoWrite   *float64           `json:"video_write"`
 			Total        float64            `json:"total"`
 			Tokens       int                `json:"tokens"`
+			FramesVary   *bool              `json:"frames_vary"`
 		} `json:"runs"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
@@ -86,6 +87,9 @@ func TestGPUBenchCPU(t *testing.T) {
 	}
 	if r.Total <= 0 || r.Tokens != 2*4*4 {
 		t.Errorf("total %v s, %d tokens; want > 0 and 32 (2 latent frames of 4×4 patches)", r.Total, r.Tokens)
+	}
+	if r.FramesVary == nil || !*r.FramesVary {
+		t.Errorf("frames_vary = %v, want true (the decoded video is not one flat picture)", r.FramesVary)
 	}
 	for _, row := range []string{"text encode", "sampling high", "VAE decode", "total job"} {
 		if !strings.Contains(string(stdout), row) {

@@ -54,14 +54,10 @@ def peak(gpu):
 def run_stats(logs, label, width, length):
     trace = [json.loads(x) for x in open(os.path.join(logs, label + ".trace.jsonl"), encoding="utf-8") if x.strip()]
     result = json.load(open(os.path.join(logs, label + ".result.json"), encoding="utf-8"))
-    start = None
-    for line in open(os.path.join(logs, label + ".worker.log"), encoding="utf-8"):
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("msg") == "ComfyUI is ready" and start is None:
-            start = rec.get("took") / 1e9 if isinstance(rec.get("took"), (int, float)) else None
+    first = {}
+    for r in trace:
+        first.setdefault(r["event"], r["t"])
+    start = first["server_started"] - first["process_start"] if {"server_started", "process_start"} <= first.keys() else None
     # Each executing event starts a node; the next one ends it.
     exe = [r for r in trace if r["event"] == "executing"]
     spans = {}
@@ -93,6 +89,23 @@ def run_stats(logs, label, width, length):
     return out, result
 
 
+def frames_vary(path):
+    """Whether the MP4's frames are not all one flat picture (a NaN or inf
+    anywhere in the models decodes to a uniform video). None if PyAV is
+    missing."""
+    try:
+        import av
+        import numpy as np
+    except ImportError:
+        return None
+    with av.open(path) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+    if not frames:
+        return False
+    stack = np.stack(frames)
+    return bool(np.isfinite(stack).all() and stack.std() > 0.5)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--logs", required=True)
@@ -122,6 +135,10 @@ def main():
         out = result.get("output", result)
         if not out.get("sha256") or out.get("frames", 0) < 1:
             bad.append(f"{label}: no video in the result")
+        else:
+            st["frames_vary"] = frames_vary(os.path.join(a.logs, label + ".mp4"))
+            if st["frames_vary"] is False:
+                bad.append(f"{label}: the video is one flat picture (NaN or inf in the models?)")
         doc["runs"][label] = st
     with open(a.out, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2)

@@ -19,6 +19,23 @@ def _install(path):
     orig = ps.send_sync
     lock = threading.Lock()
 
+    def write(rec):
+        with lock, open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    # ComfyUI's start: from the process's creation to its server listening.
+    try:
+        import psutil
+
+        write({"t": psutil.Process().create_time(), "event": "process_start"})
+    except Exception:  # noqa: BLE001
+        pass
+
+    async def on_startup(_app):
+        write({"t": time.time(), "event": "server_started"})
+
+    ps.app.on_startup.append(on_startup)
+
     def send_sync(event, data, sid=None):
         if event in ("executing", "progress", "execution_start", "execution_success", "execution_cached"):
             rec = {"t": time.time(), "event": event}
@@ -34,8 +51,7 @@ def _install(path):
                     rec["vram_reserved_peak"] = torch.cuda.max_memory_reserved()
             except Exception:  # noqa: BLE001 - never break ComfyUI for a measurement
                 pass
-            with lock, open(path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(rec) + "\n")
+            write(rec)
         return orig(event, data, sid)
 
     ps.send_sync = send_sync
