@@ -144,7 +144,8 @@ if [ "$sage" = 1 ]; then
 fi
 
 # 6. The table and the JSON.
-commit=$(git -C "$COMFYUI_DIR" rev-parse HEAD 2>/dev/null || cat "$COMFYUI_DIR/COMFYUI_COMMIT" 2>/dev/null || echo unknown)
+commit=$(git -C "$COMFYUI_DIR" rev-parse HEAD 2>/dev/null || cat "$COMFYUI_DIR/COMFYUI_COMMIT" 2>/dev/null \
+  || sed -n 's/^__version__ = "\(.*\)"/v\1 (no commit)/p' "$COMFYUI_DIR/comfyui_version.py")
 mode=full; [ "$quick" = 1 ] && mode=quick; [ "$tiny" = 1 ] && mode=tiny
 [ "$cpu" = 1 ] && mode="$mode-cpu"
 "$COMFY_PYTHON" "$here/gpu-bench-report.py" --logs "$work/logs" --out "$out_json" --mode "$mode" \
