@@ -144,7 +144,7 @@ def main():
         json.dump(doc, f, indent=2)
         f.write("\n")
     print(f"GPU {info['gpu']} | driver {info['driver']} | torch {info['torch']} | CUDA {info['cuda']} | "
-          f"ComfyUI {a.comfyui_commit[:12]} | {a.mode} {a.width}x{a.width}x{a.length} | weights {doc['weights_s']} s")
+          f"ComfyUI {a.comfyui_commit[:12] if len(a.comfyui_commit) == 40 else a.comfyui_commit} | {a.mode} {a.width}x{a.width}x{a.length} | weights {doc['weights_s']} s")
     labels = list(doc["runs"])
     rows = [("ComfyUI start (s)", lambda r: r["comfyui_start"])]
     files = sorted({k for r in doc["runs"].values() for k in r["model_load"]})
