@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/interna
 BIN := bin/wan22-worker
 FUZZTIME ?= 5s
 
-.PHONY: all build test test-unit fuzz lint bench e2e demo clean patch minor major image-deps lock-python
+.PHONY: all build test test-unit fuzz lint bench e2e demo clean patch minor major image-deps lock-python gpu-bench gpu-bundle
 
 all: build
 
@@ -49,7 +49,16 @@ lock-python:
 
 ## e2e: the end-to-end tier against the real ComfyUI (needs COMFYUI_DIR; skips otherwise).
 e2e:
-	go test -tags e2e -count=1 -v -timeout 30m ./e2e/...
+	go test -tags e2e -count=1 -v -timeout 45m ./e2e/...
+
+## gpu-bench: the full-size benchmark on a GPU machine (docs/performance.md); needs COMFYUI_DIR.
+## GPU_BENCH_FLAGS passes flags: --quick, --skip-weights, --no-compile, --sage, --cpu --tiny.
+gpu-bench:
+	./scripts/gpu-bench.sh $(GPU_BENCH_FLAGS)
+
+## gpu-bundle: dist/wan22-gpu-bench.tar.gz (< 60 MiB) for a GPU machine without network; needs COMFYUI_DIR.
+gpu-bundle:
+	./scripts/gpu-bench-bundle.sh
 
 ## demo: one job end to end without a GPU or ComfyUI: the worker's generate against the fake ComfyUI
 ## (cmd/fakecomfy), with the image of test_input.json; writes demo.mp4 (scripts/demo.sh).

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/wan22-worker/wan22-worker/internal/config"
+	"github.com/wan22-worker/wan22-worker/internal/safetensors"
 	"github.com/wan22-worker/wan22-worker/internal/testmodels"
 )
 
@@ -37,6 +39,8 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("mkmodels", flag.ContinueOnError)
 	dir := fs.String("dir", "", "folder to write the model files into (required)")
 	layout := fs.String("layout", string(testmodels.LayoutOriginal), "folder names: original (unet, clip) or comfy (diffusion_models, text_encoders)")
+	full := fs.Bool("full", false, "write the real sizes with random values (about 35 GB): for timing on a GPU (docs/performance.md)")
+	dryRun := fs.Bool("dry-run", false, "print each file's header size and data size instead of writing it")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h asked for the usage, which Parse printed
@@ -52,7 +56,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	start := time.Now()
-	files, err := testmodels.Generate(ctx, *dir, testmodels.Options{Names: testmodels.NamesFrom(cfg), Layout: testmodels.Layout(*layout)})
+	opts := testmodels.Options{Names: testmodels.NamesFrom(cfg), Layout: testmodels.Layout(*layout), Full: *full}
+	if *dryRun {
+		return dryRunPlan(opts)
+	}
+	files, err := testmodels.Generate(ctx, *dir, opts)
 	if err != nil {
 		return err
 	}
@@ -64,5 +72,25 @@ func run(ctx context.Context, args []string) error {
 		fmt.Printf("%-15s %11d bytes  %s\n", f.Kind, st.Size(), filepath.Join(*dir, f.Path))
 	}
 	fmt.Printf("generator v%d, %d files in %s\n", testmodels.Version, len(files), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// dryRunPlan prints what Generate would write, from the headers alone.
+func dryRunPlan(opts testmodels.Options) error {
+	files, err := testmodels.Plan(opts)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		hdr, err := f.Header()
+		if err != nil {
+			return err
+		}
+		h, err := safetensors.ReadHeader(bytes.NewReader(hdr))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-15s %5d tensors %11d bytes  %s\n", f.Kind, len(h.Tensors), h.DataStart+h.DataSize, f.Path)
+	}
 	return nil
 }

@@ -124,6 +124,13 @@ func layout(tensors []Tensor, metadata map[string]string) ([]*Tensor, []byte, er
 	return order, append(out, hdr...), nil
 }
 
+// EncodeHeader returns the file's header as Encode and WriteFile write it:
+// the 8-byte length, then the padded JSON. No Fill function is called.
+func EncodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) {
+	_, hdr, err := layout(tensors, metadata)
+	return hdr, err
+}
+
 // Encode writes the file densely to w: holes are written as zeros.
 func Encode(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 	order, hdr, err := layout(tensors, metadata)

@@ -105,16 +105,31 @@ func headerOf(ts []safetensors.Tensor) map[string]any {
 	return m
 }
 
-// The fixtures have exactly the parameters of ComfyUI's own WAN VAE, WAN
-// model and UMT5 classes, the diffusion model is detected as the real WAN 2.2
-// I2V experts are, and the tokenizer loads with the ids ComfyUI expects.
+// The fixtures, tiny and full-size, have exactly the parameters of ComfyUI's
+// own WAN VAE, WAN model and UMT5 classes, the diffusion model is detected as
+// the real WAN 2.2 I2V experts are (at full size with the real 14B
+// configuration), and the tokenizer loads with the ids ComfyUI expects.
 func TestFixturesMatchComfyUI(t *testing.T) {
 	t.Parallel() // a few seconds of Python start-up, overlapped with the other tests
 	dir, python := comfyUI(t)
+	for _, tc := range []struct {
+		name string
+		dims wanDims
+		full bool
+		want map[string]string
+	}{
+		{"tiny", tinyWAN, false, map[string]string{"dim": "128", "in_dim": "36", "out_dim": "16", "num_heads": "1", "num_layers": "1", "ffn_dim": "256", "model_type": "t2v"}},
+		{"full", fullWAN, true, map[string]string{"dim": "5120", "in_dim": "36", "out_dim": "16", "num_heads": "40", "num_layers": "40", "ffn_dim": "13824", "freq_dim": "256", "model_type": "t2v"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkAgainstComfyUI(t, dir, python, tc.dims, tc.full, tc.want) })
+	}
+}
+
+func checkAgainstComfyUI(t *testing.T, dir, python string, dims wanDims, full bool, wantConfig map[string]string) {
 	in, err := json.Marshal(map[string]any{
 		"vae":  headerOf(wanVAE(4, safetensors.BF16)),
-		"unet": headerOf(wanModel(1)),
-		"umt5": headerOf(umt5(5)),
+		"unet": headerOf(wanModel(1, dims)),
+		"umt5": headerOf(umt5(5, full)),
 		"spm":  spmModel(),
 	})
 	if err != nil {
@@ -160,7 +175,7 @@ func TestFixturesMatchComfyUI(t *testing.T) {
 	if got.UNet.Class != "WAN21_T2V" {
 		t.Errorf("diffusion model detected as %s, want WAN21_T2V (as the real WAN 2.2 I2V experts)", got.UNet.Class)
 	}
-	for k, v := range map[string]string{"dim": "128", "in_dim": "36", "out_dim": "16", "num_heads": "1", "num_layers": "1", "model_type": "t2v"} {
+	for k, v := range wantConfig {
 		if got.UNet.Config[k] != v {
 			t.Errorf("detected %s = %s, want %s", k, got.UNet.Config[k], v)
 		}

@@ -60,6 +60,9 @@ func NamesFrom(c *config.Config) Names {
 type Options struct {
 	Names  Names
 	Layout Layout // default LayoutOriginal
+	// Full writes the real sizes with random values in every tensor (about
+	// 35 GB): both 14B experts, the whole text encoder, the rank-32 LoRA.
+	Full bool
 }
 
 // DefaultOptions are the default configuration's names in the original layout.
@@ -98,19 +101,23 @@ func Plan(opts Options) ([]File, error) {
 		return nil, fmt.Errorf("testmodels: unknown layout %q", opts.Layout)
 	}
 	n := opts.Names
+	dims := tinyWAN
+	if opts.Full {
+		dims = fullWAN
+	}
 	type entry struct {
 		folder, name, kind string
 		gen                func() []safetensors.Tensor
 	}
 	entries := []entry{
-		{unet, n.UNetHigh, "diffusion_model", func() []safetensors.Tensor { return wanModel(seedHigh) }},
-		{unet, n.UNetLow, "diffusion_model", func() []safetensors.Tensor { return wanModel(seedLow) }},
+		{unet, n.UNetHigh, "diffusion_model", func() []safetensors.Tensor { return wanModel(seedHigh, dims) }},
+		{unet, n.UNetLow, "diffusion_model", func() []safetensors.Tensor { return wanModel(seedLow, dims) }},
 		{"vae", n.VAE, "vae", func() []safetensors.Tensor { return wanVAE(seedVAE, safetensors.BF16) }},
-		{clip, n.TextEncoder, "text_encoder", func() []safetensors.Tensor { return umt5(seedTE) }},
+		{clip, n.TextEncoder, "text_encoder", func() []safetensors.Tensor { return umt5(seedTE, opts.Full) }},
 	}
 	for _, l := range n.LoRAs {
 		if l != "" {
-			entries = append(entries, entry{"loras", l, "lora", func() []safetensors.Tensor { return wanLoRA(seedLoRA) }})
+			entries = append(entries, entry{"loras", l, "lora", func() []safetensors.Tensor { return wanLoRA(seedLoRA, dims) }})
 		}
 	}
 	var files []File
@@ -140,6 +147,12 @@ func checkName(name string) error {
 // metadata is written into every file.
 func metadata(f File) map[string]string {
 	return map[string]string{"format": "pt", "generator": fmt.Sprintf("wan22-worker testmodels v%d", Version), "kind": f.Kind}
+}
+
+// Header returns the safetensors header Generate writes for f (the 8-byte
+// length and the JSON), without generating any data: a dry run.
+func (f File) Header() ([]byte, error) {
+	return safetensors.EncodeHeader(f.Tensors(), metadata(f))
 }
 
 // Generate writes the fixtures of opts under dir and returns them.
@@ -173,6 +186,9 @@ func Key(opts Options) string {
 		opts.Layout = LayoutOriginal
 	}
 	h := sha256.New()
+	if opts.Full {
+		fmt.Fprint(h, "full\x00")
+	}
 	fmt.Fprintf(h, "%d\x00%s\x00%s\x00%s\x00%s\x00%s", Version, opts.Layout, opts.Names.UNetHigh, opts.Names.UNetLow, opts.Names.VAE, opts.Names.TextEncoder)
 	for _, l := range opts.Names.LoRAs {
 		fmt.Fprintf(h, "\x00%s", l)

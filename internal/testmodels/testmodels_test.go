@@ -104,9 +104,9 @@ func TestFixtureSizes(t *testing.T) {
 		params           int64
 		minBytes, maxBey int64
 	}{
-		{"diffusion model", wanModel(1), 42, 916_032, 900_000, 1_000_000},
+		{"diffusion model", wanModel(1, tinyWAN), 42, 916_032, 900_000, 1_000_000},
 		{"vae", wanVAE(4, safetensors.BF16), 194, 126_892_531, 253_000_000, 254_000_000},
-		{"text encoder", umt5(5), 242, 5_680_910_336, 6_730_000_000, 6_740_000_000},
+		{"text encoder", umt5(5, false), 242, 5_680_910_336, 6_730_000_000, 6_740_000_000},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,14 +133,14 @@ func byName(ts []safetensors.Tensor) map[string]safetensors.Tensor {
 // (comfy/lora.py): "diffusion_model.X" names the model's X.weight, or X itself
 // for a parameter that is not a .weight, and the shapes fit.
 func TestLoRAMapsOntoModel(t *testing.T) {
-	model := byName(wanModel(1))
+	model := byName(wanModel(1, tinyWAN))
 	shape := func(name string) []int64 {
 		if ts, ok := model[name]; ok {
 			return ts.Shape
 		}
 		return nil
 	}
-	for _, l := range wanLoRA(3) {
+	for _, l := range wanLoRA(3, tinyWAN) {
 		name, ok := strings.CutPrefix(l.Name, "diffusion_model.")
 		if !ok {
 			t.Errorf("%s: no diffusion_model. prefix", l.Name)
@@ -164,9 +164,9 @@ func TestLoRAMapsOntoModel(t *testing.T) {
 		var want []int64
 		switch suffix {
 		case ".lora_down.weight":
-			want = []int64{loraRank, weight[1]}
+			want = []int64{tinyWAN.rank, weight[1]}
 		case ".lora_up.weight":
-			want = []int64{weight[0], loraRank}
+			want = []int64{weight[0], tinyWAN.rank}
 		case ".alpha":
 			want = []int64{}
 		case ".diff":

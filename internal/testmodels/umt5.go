@@ -31,17 +31,29 @@ const (
 // feed-forward weights every layer is the identity, so the conditioning is
 // the normalised embedding of the prompt's tokens: finite and
 // prompt-dependent.
-func umt5(seed uint64) []safetensors.Tensor {
+//
+// With full set, every matrix and the whole embedding are random instead
+// (fp8Linear: N(0, 1/fan_in) after scaling; embedding N(0, 1)), for timing
+// the real encoder's work on a GPU; the tokenizer stays the tiny one.
+func umt5(seed uint64, full bool) []safetensors.Tensor {
 	f16, f8 := safetensors.F16, safetensors.F8E4M3
 	vocab := int64(spmVocabSize())
+	shared := safetensors.Tensor{Name: "shared.weight", DType: f16, Shape: []int64{t5Vocab, t5Model},
+		Data: safetensors.EncodeFloats(f16, normals(seed, "shared.weight", vocab*t5Model, 1))}
+	if full {
+		shared.Data, shared.Fill = nil, fillTable(seed, shared.Name, normalTable(safetensors.F16))
+	}
 	ts := []safetensors.Tensor{
-		{Name: "shared.weight", DType: f16, Shape: []int64{t5Vocab, t5Model},
-			Data: safetensors.EncodeFloats(f16, normals(seed, "shared.weight", vocab*t5Model, 1))},
+		shared,
 		{Name: "encoder.final_layer_norm.weight", DType: f16, Shape: []int64{t5Model}, Data: constant(f16, t5Model, 1)},
 		{Name: "scaled_fp8", DType: f8, Shape: []int64{0}},
 		{Name: "spiece_model", DType: safetensors.U8, Shape: []int64{int64(len(spmModel()))}, Data: spmModel()},
 	}
 	linear := func(name string, out, in int64) {
+		if full {
+			ts = append(ts, fp8Linear(seed, name, out, in)...)
+			return
+		}
 		ts = append(ts, safetensors.Tensor{Name: name + ".weight", DType: f8, Shape: []int64{out, in}}, scalar(name+".scale_weight", 1))
 	}
 	for i := 0; i < t5Layers; i++ {

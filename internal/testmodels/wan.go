@@ -11,14 +11,26 @@ import (
 // concatenated to the latent, exactly like the real experts) at the smallest
 // width ComfyUI accepts (dim 128 = one 128-wide head) and one block.
 const (
-	wanDim     = 128
-	wanFFN     = 256
 	wanInDim   = 36
 	wanOutDim  = 16
 	wanTextDim = 4096 // fixed in ComfyUI: text_embedding takes UMT5's width
 	wanFreqDim = 256
-	wanBlocks  = 1
-	loraRank   = 4
+)
+
+// wanDims are the sizes that differ between the tiny fixture and the real
+// 14B expert.
+type wanDims struct {
+	dim, ffn, blocks, rank int64
+	// fast fills the fp8 Linear weights by table lookup (fp8Linear) instead
+	// of quantizing float32 normals: the full-size experts hold 14 G of them.
+	fast bool
+}
+
+// tinyWAN is the fixture of the end-to-end tier; fullWAN is WAN 2.2 I2V A14B
+// (40 heads of 128) with the rank-32 lightx2v LoRA.
+var (
+	tinyWAN = wanDims{dim: 128, ffn: 256, blocks: 1, rank: 4}
+	fullWAN = wanDims{dim: 5120, ffn: 13824, blocks: 40, rank: 32, fast: true}
 )
 
 // linear is one Linear layer of the model: name (without .weight), out, in.
@@ -29,7 +41,8 @@ type linear struct {
 
 // wanLinears lists every Linear of the model, the layers that are stored in
 // fp8 with a scale and that a LoRA can patch.
-func wanLinears() []linear {
+func wanLinears(d wanDims) []linear {
+	wanDim, wanFFN := d.dim, d.ffn
 	ls := []linear{
 		{"text_embedding.0", wanDim, wanTextDim},
 		{"text_embedding.2", wanDim, wanDim},
@@ -37,7 +50,7 @@ func wanLinears() []linear {
 		{"time_embedding.2", wanDim, wanDim},
 		{"time_projection.1", 6 * wanDim, wanDim},
 	}
-	for b := 0; b < wanBlocks; b++ {
+	for b := int64(0); b < d.blocks; b++ {
 		p := fmt.Sprintf("blocks.%d.", b)
 		for _, attn := range []string{"self_attn", "cross_attn"} {
 			for _, x := range []string{"q", "k", "v", "o"} {
@@ -50,9 +63,9 @@ func wanLinears() []linear {
 }
 
 // wanNorms lists the normalisation weights (ones), each [dim].
-func wanNorms() []string {
+func wanNorms(d wanDims) []string {
 	var ns []string
-	for b := 0; b < wanBlocks; b++ {
+	for b := int64(0); b < d.blocks; b++ {
 		p := fmt.Sprintf("blocks.%d.", b)
 		ns = append(ns, p+"self_attn.norm_q", p+"self_attn.norm_k", p+"cross_attn.norm_q", p+"cross_attn.norm_k", p+"norm3")
 	}
@@ -65,7 +78,8 @@ func wanNorms() []string {
 // matrix-multiply and input scaling off), everything else in F32. Values:
 // N(0, 0.02²) for Linear and patch-embedding weights, ones for norm weights,
 // zeros for biases, N(0, 0.01²) for the modulations.
-func wanModel(seed uint64) []safetensors.Tensor {
+func wanModel(seed uint64, d wanDims) []safetensors.Tensor {
+	wanDim := d.dim
 	f32 := safetensors.F32
 	var ts []safetensors.Tensor
 	add := func(name string, shape []int64, data []byte) {
@@ -81,17 +95,21 @@ func wanModel(seed uint64) []safetensors.Tensor {
 
 	rand("patch_embedding.weight", 0.02, wanDim, wanInDim, 1, 2, 2)
 	add("patch_embedding.bias", []int64{wanDim}, nil)
-	for _, l := range wanLinears() {
-		w, scale := quantizeFP8(normals(seed, l.name+".weight", l.out*l.in, 0.02))
-		ts = append(ts,
-			safetensors.Tensor{Name: l.name + ".weight", DType: safetensors.F8E4M3, Shape: []int64{l.out, l.in}, Data: w},
-			scalar(l.name+".scale_weight", scale))
+	for _, l := range wanLinears(d) {
+		if d.fast {
+			ts = append(ts, fp8Linear(seed, l.name, l.out, l.in)...)
+		} else {
+			w, scale := quantizeFP8(normals(seed, l.name+".weight", l.out*l.in, 0.02))
+			ts = append(ts,
+				safetensors.Tensor{Name: l.name + ".weight", DType: safetensors.F8E4M3, Shape: []int64{l.out, l.in}, Data: w},
+				scalar(l.name+".scale_weight", scale))
+		}
 		add(l.name+".bias", []int64{l.out}, nil)
 	}
-	for _, n := range wanNorms() {
+	for _, n := range wanNorms(d) {
 		add(n+".weight", []int64{wanDim}, constant(f32, wanDim, 1))
 	}
-	for b := 0; b < wanBlocks; b++ {
+	for b := int64(0); b < d.blocks; b++ {
 		add(fmt.Sprintf("blocks.%d.norm3.bias", b), []int64{wanDim}, nil)
 		rand(fmt.Sprintf("blocks.%d.modulation", b), 0.01, 1, 6, wanDim)
 	}
@@ -106,26 +124,27 @@ func wanModel(seed uint64) []safetensors.Tensor {
 // norm weights, the patch embedding and the modulations — every key one that
 // ComfyUI's loader maps onto the model (no k_img/v_img, img_emb or diff_m,
 // which it would report as "lora key not loaded").
-func wanLoRA(seed uint64) []safetensors.Tensor {
+func wanLoRA(seed uint64, d wanDims) []safetensors.Tensor {
+	wanDim, loraRank := d.dim, d.rank
 	bf := safetensors.BF16
 	var ts []safetensors.Tensor
 	rand := func(name string, std float64, shape ...int64) {
 		ts = append(ts, safetensors.Tensor{Name: name, DType: bf, Shape: shape, Fill: fillNormal(seed, name, bf, std)})
 	}
 	const p = "diffusion_model."
-	for _, l := range wanLinears() {
+	for _, l := range wanLinears(d) {
 		rand(p+l.name+".lora_down.weight", 0.05, loraRank, l.in)
 		rand(p+l.name+".lora_up.weight", 0.05, l.out, loraRank)
 		ts = append(ts, safetensors.Tensor{Name: p + l.name + ".alpha", DType: bf, Shape: []int64{},
-			Data: safetensors.EncodeFloats(bf, []float32{loraRank})})
+			Data: safetensors.EncodeFloats(bf, []float32{float32(loraRank)})})
 		rand(p+l.name+".diff_b", 0.001, l.out)
 	}
-	for _, n := range wanNorms() {
+	for _, n := range wanNorms(d) {
 		rand(p+n+".diff", 0.001, wanDim)
 	}
 	rand(p+"patch_embedding.diff", 0.001, wanDim, wanInDim, 1, 2, 2)
 	rand(p+"patch_embedding.diff_b", 0.001, wanDim)
-	for b := 0; b < wanBlocks; b++ {
+	for b := int64(0); b < d.blocks; b++ {
 		rand(fmt.Sprintf("%sblocks.%d.norm3.diff_b", p, b), 0.001, wanDim)
 		rand(fmt.Sprintf("%sblocks.%d.modulation.diff", p, b), 0.001, 1, 6, wanDim)
 	}
