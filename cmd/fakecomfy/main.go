@@ -61,6 +61,7 @@ type flags struct {
 	faultOnce   *bool
 	missing     *string
 	models      *string
+	modelPaths  *bool
 	verbose     *bool
 }
 
@@ -87,6 +88,7 @@ func newFlags(stderr io.Writer) *flags {
 		faultOnce:   fs.Bool("fault-once", false, "fire the fault in the first run only"),
 		missing:     fs.String("missing-nodes", "", "comma-separated node classes the server lacks (e.g. VHS_VideoCombine)"),
 		models:      fs.String("models", "", "model files as folder=file,file;folder=file (default: the worker's default profile)"),
+		modelPaths:  fs.Bool("models-from-paths", false, "as ComfyUI's stand-in: list the safetensors files found through --extra-model-paths-config instead of -models"),
 		verbose:     fs.Bool("v", false, "debug logging"),
 	}
 }
@@ -150,6 +152,18 @@ func run(args []string) int {
 		}
 		opts.Video = b
 	}
+	if *f.modelPaths {
+		if comfy == nil || comfy.extraPaths == "" {
+			fmt.Fprintln(os.Stderr, "fakecomfy: -models-from-paths needs ComfyUI's --extra-model-paths-config")
+			return 2
+		}
+		m, err := modelsFromPaths(comfy.extraPaths)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fakecomfy:", err)
+			return 1
+		}
+		opts.Models = m
+	}
 	if comfy != nil {
 		dir, cleanup, err := comfy.workDir()
 		if err != nil {
@@ -199,11 +213,14 @@ type comfyLaunch struct {
 	output string // --output-directory
 	temp   string // --temp-directory: ComfyUI uses <temp>/temp
 	base   string // the working directory: ComfyUI's default base
+	// extraPaths is --extra-model-paths-config (the last one given).
+	extraPaths string
 }
 
 // comfyValueFlags are ComfyUI's flags the fake uses.
 var comfyValueFlags = map[string]bool{
 	"listen": true, "port": true, "input-directory": true, "output-directory": true, "temp-directory": true,
+	"extra-model-paths-config": true,
 }
 
 // parseComfyArgs reads ComfyUI's flags. Fake flags (those defined in fs)
@@ -258,6 +275,8 @@ func parseComfyArgs(args []string, fs *flag.FlagSet) (comfyLaunch, []string, err
 				c.output = v
 			case "temp-directory":
 				c.temp = v
+			case "extra-model-paths-config":
+				c.extraPaths = v
 			}
 		case fs.Lookup(name) != nil:
 			if isBoolFlag(fs.Lookup(name)) {

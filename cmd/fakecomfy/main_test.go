@@ -82,7 +82,8 @@ func TestParseComfyArgs(t *testing.T) {
 				"--extra-model-paths-config", "/w/extra_model_paths.yaml", "--preview-method", "none",
 				"--disable-metadata", "--disable-api-nodes", "--fast", "fp16_accumulation", "cublas_ops",
 				"--reserve-vram", "1.5", "--step-delay", "500ms", "--fault-once", "--node-delay=1ms"},
-			want: comfyLaunch{listen: "127.0.0.1", port: 41234, input: "/w/input", output: "/w/output", temp: "/w", base: wd},
+			want: comfyLaunch{listen: "127.0.0.1", port: 41234, input: "/w/input", output: "/w/output", temp: "/w", base: wd,
+				extraPaths: "/w/extra_model_paths.yaml"},
 			fake: []string{"-step-delay=500ms", "--fault-once", "-node-delay=1ms"},
 		},
 		{

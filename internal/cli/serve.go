@@ -94,6 +94,12 @@ func chooseServeMode(cfg *config.Config, apiMode bool, testInput string) (mode s
 }
 
 func serve(ctx context.Context, env *Env, cfg *config.Config, log *slog.Logger, mode string, input []byte, tl *startup.Timeline) int {
+	cfg, removeModels, err := worker.SelfTestModels(ctx, cfg, "", log)
+	if err != nil {
+		log.Error("cannot prepare the self-test", "error", err)
+		return exitFailed
+	}
+	defer removeModels()
 	p, err := worker.New(cfg, worker.Options{Timeline: tl}, log)
 	if err != nil {
 		log.Error("cannot build the worker", "error", err)

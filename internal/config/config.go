@@ -58,6 +58,7 @@ type Config struct {
 	LoRAStrengthLow     float64
 	TorchCompile        bool
 	TorchCompileBackend string
+	SelfTest            bool // run on generated tiny model files instead of MODELS_DIRS
 
 	// ComfyUI.
 	ComfyURL          string // attach to this server instead of starting one
@@ -181,6 +182,7 @@ func settings() []Setting {
 		{Name: "LORA_STRENGTH_LOW", Default: "1.0", Group: "Models", Help: "strength of MODEL_LORA_LOW", set: floatIn(func(c *Config) *float64 { return &c.LoRAStrengthLow }, -4, 4)},
 		{Name: "TORCH_COMPILE", Default: "1", Group: "Models", Help: "1 adds TorchCompileModel to both experts (slower first job, faster sampling); 0 leaves it out", set: boolean(func(c *Config) *bool { return &c.TorchCompile })},
 		{Name: "TORCH_COMPILE_BACKEND", Default: "inductor", Group: "Models", Help: "TorchCompileModel backend: inductor or cudagraphs", set: oneOf(func(c *Config) *string { return &c.TorchCompileBackend }, "inductor", "cudagraphs")},
+		{Name: "SELF_TEST", Default: "false", Group: "Models", Help: "1 writes tiny WAN 2.2 stand-in model files into a temporary folder at start and uses them instead of MODELS_DIRS: jobs return a real (noise) video with self_test: true; for the RunPod Hub test, which has no network volume", set: boolean(func(c *Config) *bool { return &c.SelfTest })},
 
 		{Name: "MAX_LORA_BYTES", Default: "2147483648", Group: "LoRA URLs", Help: "largest LoRA file downloaded for options.loras[].url (default 2 GiB)", set: int64In(func(c *Config) *int64 { return &c.MaxLoRABytes }, 1024, 1<<40)},
 		{Name: "LORA_CACHE_BYTES", Default: "21474836480", Group: "LoRA URLs", Help: "size cap of the LoRA URL cache (default 20 GiB); least recently used files are deleted past it", set: int64In(func(c *Config) *int64 { return &c.LoRACacheBytes }, 1024, 1<<50)},

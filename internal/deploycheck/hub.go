@@ -503,9 +503,11 @@ func (c *checker) hubPresets(cfg map[string]any, inputs map[string]hubInput) {
 // CheckHubTests checks .runpod/tests.json against the Hub's schema: each test
 // has a name, an input object and an optional timeout in milliseconds; the
 // test environment names a GPU (or CPU flavor), its env keys are settings of
-// the worker with values it accepts. validate, when not nil, checks each
-// test's input as the worker would (the job input contract). The error is
-// invalid JSON.
+// the worker with values it accepts, and they turn SELF_TEST on: the Hub runs
+// the tests without the network volume, so only the self-test's generated
+// stand-in models are there. validate, when not nil, checks each test's
+// input as the worker would (the job input contract). The error is invalid
+// JSON.
 func CheckHubTests(name string, src []byte, validate func(input json.RawMessage) error) ([]Finding, error) {
 	doc, err := jsonObject(src)
 	if err != nil {
@@ -545,6 +547,7 @@ func CheckHubTests(name string, src []byte, validate func(input json.RawMessage)
 	}
 	cfg, ok := c.object("tests.json", doc, "config", false)
 	if !ok {
+		c.noSelfTest()
 		return c.sorted(), nil
 	}
 	c.keys("config", cfg, testsConfigKeys)
@@ -562,6 +565,7 @@ func CheckHubTests(name string, src []byte, validate func(input json.RawMessage)
 		}
 	}
 	c.cudaVersions("config", cfg)
+	selfTest := false
 	if env, ok := c.array("config", cfg, "env", false); ok {
 		table := settingsTable()
 		for i, e := range env {
@@ -582,7 +586,22 @@ func CheckHubTests(name string, src []byte, validate func(input json.RawMessage)
 				continue
 			}
 			c.checkValue(where, key, val)
+			if key == "SELF_TEST" {
+				if cfg, err := loadWith(key, val); err == nil && cfg.SelfTest {
+					selfTest = true
+				}
+			}
 		}
 	}
+	if !selfTest {
+		c.noSelfTest()
+	}
 	return c.sorted(), nil
+}
+
+// noSelfTest reports a tests.json whose env does not turn SELF_TEST on.
+func (c *checker) noSelfTest() {
+	line := c.line(`"SELF_TEST"`)
+	c.add(line, "hub-env", "config.env: set SELF_TEST to 1: the Hub runs the tests without the network volume, "+
+		"so every job would fail MODEL_MISSING; the self-test generates stand-in models (docs/deployment.md)")
 }

@@ -180,8 +180,8 @@ func TestHubRules(t *testing.T) {
 
 const validTests = `{
   "tests": [{"name": "t", "input": {"prompt": "p"}, "timeout": 600000}],
-  "config": {"gpuTypeId": "NVIDIA GeForce RTX 5090", "gpuCount": 1, "env": [{"key": "TORCH_COMPILE", "value": "0"}],
-    "allowedCudaVersions": ["12.8"]}
+  "config": {"gpuTypeId": "NVIDIA GeForce RTX 5090", "gpuCount": 1, "env": [{"key": "TORCH_COMPILE", "value": "0"},
+    {"key": "SELF_TEST", "value": "1"}], "allowedCudaVersions": ["12.8"]}
 }`
 
 func TestHubTestsRules(t *testing.T) {
@@ -210,6 +210,12 @@ func TestHubTestsRules(t *testing.T) {
 		{"no machine", `"gpuTypeId": "NVIDIA GeForce RTX 5090", "gpuCount": 1, `, ``, []string{"hub-schema"}, "gpuTypeId"},
 		{"unknown env", `"key": "TORCH_COMPILE"`, `"key": "TORCH_COMPIL"`, []string{"hub-env"}, "not a setting"},
 		{"env refused", `"value": "0"`, `"value": "maybe"`, []string{"hub-env"}, "refused"},
+		{"no self-test", `,
+    {"key": "SELF_TEST", "value": "1"}`, ``, []string{"hub-env"}, "SELF_TEST to 1"},
+		{"self-test off", `"key": "SELF_TEST", "value": "1"`, `"key": "SELF_TEST", "value": "false"`, []string{"hub-env"}, "MODEL_MISSING"},
+		{"no config", `,
+  "config": {"gpuTypeId": "NVIDIA GeForce RTX 5090", "gpuCount": 1, "env": [{"key": "TORCH_COMPILE", "value": "0"},
+    {"key": "SELF_TEST", "value": "1"}], "allowedCudaVersions": ["12.8"]}`, ``, []string{"hub-env"}, "SELF_TEST"},
 		{"unknown key", `"timeout": 600000`, `"timeout": 600000, "expected": {}`, []string{"hub-schema"}, `unknown key "expected"`},
 	}
 	for _, tc := range tests {

@@ -421,7 +421,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 		FrameRate: round(d.Info.FrameRate, 3), DurationS: round(d.Info.Duration, 3),
 		Seed: j.Options.Seed, SizeBytes: d.SizeBytes, SHA256: d.SHA256,
 		LastFrame: d.LastFrame, LastFrameURL: d.LastFrameURL, LastFramePath: d.LastFramePath,
-		Preset: j.Options.Preset, Options: &j.Options,
+		Preset: j.Options.Preset, Options: &j.Options, SelfTest: p.cfg.SelfTest,
 		Timings: tm,
 	}
 	if res.MimeType == "" {

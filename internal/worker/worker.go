@@ -52,6 +52,10 @@ type Result struct {
 	Preset  job.Preset   `json:"preset,omitempty"`
 	Options *job.Options `json:"options,omitempty"`
 
+	// SelfTest marks a job run on the generated stand-in models of
+	// SELF_TEST=1: the video is noise.
+	SelfTest bool `json:"self_test,omitempty"`
+
 	Timings Timings `json:"timings_ms"`
 }
 
