@@ -2,10 +2,13 @@ package modelpaths
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // YAML renders ComfyUI's extra model paths file for the resolved folders.
@@ -20,53 +23,69 @@ import (
 // no folder found the file is an empty mapping, which ComfyUI accepts. The
 // output depends only on p, so it is golden-testable.
 func (p *Paths) YAML() []byte {
-	var b bytes.Buffer
-	b.WriteString("# ComfyUI extra model paths, written by wan22-worker from MODELS_DIRS at every start (edits are lost).\n")
-	b.WriteString("# Search order: the order of MODELS_DIRS, first match wins, then ComfyUI's own models folder.\n")
-	b.WriteString("# ComfyUI puts each path of an is_default section in front of those it has, so sections and\n")
-	b.WriteString("# the directories of each folder are written last-first.\n")
-	if len(p.Roots) == 0 && len(p.cacheFolders()) == 0 {
-		b.WriteString("{}\n")
-		return b.Bytes()
-	}
+	root := &yaml.Node{Kind: yaml.MappingNode, HeadComment: yamlHeader}
 	if !p.preferCache {
-		p.cacheYAML(&b)
+		p.cacheYAML(root)
 	}
 	for i := len(p.Roots) - 1; i >= 0; i-- {
 		r := p.Roots[i]
-		fmt.Fprintf(&b, "wan22_models_%d:\n", i+1)
+		key := scalar("base_path", 0)
 		if r.Dir != r.Configured {
-			fmt.Fprintf(&b, "  # found under %s\n", yamlComment(r.Configured))
+			q := strconv.Quote(r.Configured) // one comment line, whatever the path holds
+			key.HeadComment = "found under " + q[1:len(q)-1]
 		}
-		fmt.Fprintf(&b, "  base_path: %s\n", yamlString(r.Dir))
-		b.WriteString("  is_default: true\n")
+		section := &yaml.Node{Kind: yaml.MappingNode}
+		section.Content = append(section.Content, key, scalar(r.Dir, yaml.DoubleQuotedStyle), scalar("is_default", 0), yamlTrue())
 		for _, f := range r.Found {
-			fmt.Fprintf(&b, "  %s: |\n", f.Name)
+			var dirs strings.Builder
 			for j := len(f.Dirs) - 1; j >= 0; j-- {
-				fmt.Fprintf(&b, "    %s\n", f.Dirs[j])
+				dirs.WriteString(f.Dirs[j] + "\n")
 			}
+			section.Content = append(section.Content, scalar(f.Name, 0), scalar(dirs.String(), yaml.LiteralStyle))
 		}
+		root.Content = append(root.Content, scalar(fmt.Sprintf("wan22_models_%d", i+1), 0), section)
 	}
 	if p.preferCache {
-		p.cacheYAML(&b)
+		p.cacheYAML(root)
 	}
+	if len(root.Content) == 0 {
+		root.Style = yaml.FlowStyle // {}
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	_ = enc.Encode(root) // a tree of strings always encodes
+	_ = enc.Close()
 	return b.Bytes()
 }
 
-// cacheYAML writes the section of the Hugging Face cache's link folder (see SetCache).
-func (p *Paths) cacheYAML(b *bytes.Buffer) {
+// cacheYAML adds the section of the Hugging Face cache's link folder (see SetCache).
+func (p *Paths) cacheYAML(root *yaml.Node) {
 	folders := p.cacheFolders()
 	if p.cacheDir == "" || len(folders) == 0 {
 		return
 	}
-	b.WriteString("wan22_hf_cache:\n")
-	b.WriteString("  # model files found in a Hugging Face cache, linked by their configured names\n")
-	fmt.Fprintf(b, "  base_path: %s\n", yamlString(p.cacheDir))
-	b.WriteString("  is_default: true\n")
+	key := scalar("base_path", 0)
+	key.HeadComment = "model files found in a Hugging Face cache, linked by their configured names"
+	section := &yaml.Node{Kind: yaml.MappingNode}
+	section.Content = append(section.Content, key, scalar(p.cacheDir, yaml.DoubleQuotedStyle), scalar("is_default", 0), yamlTrue())
 	for _, f := range folders {
-		fmt.Fprintf(b, "  %s: |\n    %s\n", f, f)
+		section.Content = append(section.Content, scalar(f, 0), scalar(f+"\n", yaml.LiteralStyle))
 	}
+	root.Content = append(root.Content, scalar("wan22_hf_cache", 0), section)
 }
+
+// yamlHeader is the file's leading comment.
+const yamlHeader = `ComfyUI extra model paths, written by wan22-worker from MODELS_DIRS at every start (edits are lost).
+Search order: the order of MODELS_DIRS, first match wins, then ComfyUI's own models folder.
+ComfyUI puts each path of an is_default section in front of those it has, so sections and
+the directories of each folder are written last-first.`
+
+func scalar(v string, style yaml.Style) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Style: style}
+}
+
+func yamlTrue() *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"} }
 
 // WriteFile writes YAML to name atomically (a temporary file renamed over it).
 func (p *Paths) WriteFile(name string) error {
@@ -89,20 +108,4 @@ func (p *Paths) WriteFile(name string) error {
 		return fmt.Errorf("write %s: %w", name, werr)
 	}
 	return nil
-}
-
-// yamlString quotes s as a YAML double-quoted scalar. JSON string syntax is
-// a subset of it.
-func yamlString(s string) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return string(bytes.TrimRight(b.Bytes(), "\n"))
-}
-
-// yamlComment keeps s on one comment line.
-func yamlComment(s string) string {
-	q := yamlString(s)
-	return q[1 : len(q)-1]
 }
