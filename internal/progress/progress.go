@@ -1,6 +1,12 @@
 // Package progress describes how far a job has come: the stages of the job
 // output contract's progress updates (DESIGN.md §4), and the value that the
 // ComfyUI client produces, RunPod forwards and the CLI draws.
+//
+// The bars (bar.go) are drawn here rather than with
+// github.com/schollz/progressbar/v3 because that library draws a single bar
+// on a single line (several bars at once, as `models pull` shows, are not
+// supported: its issue #39), has no plain-log mode that prints a line only at
+// milestones, and takes no clock to test the rate with.
 package progress
 
 import "sync"
