@@ -337,15 +337,20 @@ func checkAdd(fs *findings, c Copy) {
 // checkRun checks the pip and git commands of one RUN.
 func checkRun(fs *findings, r Script) {
 	var cmds [][]string
+	var err error
 	text := r.Text
 	switch {
 	case r.Exec != nil && len(r.Exec) >= 3 && isShell(r.Exec[0]) && r.Exec[1] == "-c":
 		text = r.Exec[2]
-		cmds = splitCommands(text, r.env)
+		cmds, err = parseCommands(text, r.env)
 	case r.Exec != nil:
 		cmds = [][]string{expandAll(r.Exec, r.env)}
 	default:
-		cmds = splitCommands(text, r.env)
+		cmds, err = parseCommands(text, r.env)
+	}
+	if err != nil {
+		fs.add(r.Line, "parse", "RUN is not valid shell: %v", err)
+		return
 	}
 	expanded := expandText(text, r.env)
 	verified := strings.Contains(expanded, "rev-parse") && anySHARE.MatchString(expanded)

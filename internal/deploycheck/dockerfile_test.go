@@ -255,6 +255,8 @@ func TestDockerfileRules(t *testing.T) {
 		{"ld preload checked", base + "ARG L=/usr/lib/libx.so\nRUN test -e \"${L}\"\nENV LD_PRELOAD=${L}\n", nil},
 		{"exec-form run", base + "RUN [\"pip\", \"install\", \"torch\"]\n", []string{"pip-pin"}},
 		{"exec-form shell", base + "RUN [\"/bin/bash\", \"-c\", \"pip install torch\"]\n", []string{"pip-pin"}},
+		{"run not shell", base + "RUN pip install x==1 && (echo unclosed\n", []string{"parse"}},
+		{"pip in a case branch", base + "RUN case \"$A\" in a) pip install x ;; esac\n", []string{"pip-pin"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
