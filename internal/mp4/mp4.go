@@ -8,6 +8,11 @@
 // co64 chunk tables, and fragmented files (moof/traf/trun with mvex/trex
 // defaults). Malformed input yields an error, never a panic, and the work
 // done is bounded by the input's size.
+//
+// It is not built on github.com/abema/go-mp4 or github.com/Eyevinn/mp4ff
+// because neither reads stz2 sample tables, and their errors would still have
+// to be sorted into ErrNotMP4, ErrNoVideo and FormatError, which is most of
+// the work done here.
 package mp4
 
 import (
