@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -134,4 +135,48 @@ func envValue(env []string, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestGenerateSelfTest runs `generate` with SELF_TEST=1 and no models, the
+// fake as the supervised ComfyUI listing only what the worker wired in; with
+// COMFY_URL the self-test is refused, since an attached ComfyUI cannot be
+// pointed at the stand-in models.
+func TestGenerateSelfTest(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	img, err := base64.StdEncoding.DecodeString(testInput(t, nil)["image"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgPath := filepath.Join(dir, "in.png")
+	if err := os.WriteFile(imgPath, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "clip.mp4")
+	args := []string{"generate", "--image", imgPath, "--prompt", "a lighthouse", "--width", "64", "--height", "64",
+		"--length", "5", "--steps", "2", "-o", out}
+
+	t.Run("supervised", func(t *testing.T) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(supervisedEnv(t, "--step-delay 1ms --node-delay 1ms --models-from-paths"),
+			"PATH="+os.Getenv("PATH"), "HOME="+dir, "SELF_TEST=1", "TORCH_COMPILE=0")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("generate: %v\n%s", err, tail(stderr.String(), 30))
+		}
+		var res map[string]any
+		if err := json.Unmarshal(stdout, &res); err != nil || res["self_test"] != true || res["video_path"] != out {
+			t.Fatalf("result %s: %v", stdout, err)
+		}
+	})
+	t.Run("attached", func(t *testing.T) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "SELF_TEST=1", "COMFY_URL=http://127.0.0.1:1"}
+		b, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(b), "SELF_TEST=1 needs the worker to start ComfyUI") {
+			t.Fatalf("generate with COMFY_URL: %v\n%s", err, b)
+		}
+	})
 }

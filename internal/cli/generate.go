@@ -259,6 +259,12 @@ func generate(ctx context.Context, env *Env, cfg *config.Config, g generateFlags
 	}
 	log := logging.New(env.Stderr, cfg)
 
+	cfg, removeModels, err := worker.SelfTestModels(ctx, cfg, "", log)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "generate: %v\n", err)
+		return exitFailed
+	}
+	defer removeModels()
 	p, err := worker.New(cfg, worker.Options{}, log)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "generate: %v\n", err)
