@@ -1,0 +1,84 @@
+// The video size and the crop/pad frame, as the worker computes them
+// (internal/job: chooseSize, cropRect, padRect), so that the preview shows
+// what the job will use.
+
+export const SIZE_STEP = 16;
+export const MAX_SIDE = 16384;
+export const TARGET_AREA = 832 * 832;
+export const DEFAULT_MAX_PIXELS = 1280 * 720; // MAX_PIXELS' default
+
+// snap rounds to the nearest multiple of SIZE_STEP, at least SIZE_STEP.
+export function snap(x) {
+  if (Number.isNaN(x) || x < SIZE_STEP) return SIZE_STEP;
+  if (x > MAX_SIDE) return MAX_SIDE;
+  return Math.round(x / SIZE_STEP) * SIZE_STEP;
+}
+
+// clampSide keeps a side within [SIZE_STEP, min(limit, MAX_SIDE)], on the grid.
+function clampSide(v, limit) {
+  limit = Math.floor(Math.min(limit, MAX_SIDE) / SIZE_STEP) * SIZE_STEP;
+  return Math.max(SIZE_STEP, Math.min(v, limit));
+}
+
+// chooseSize returns [width, height] for an imgW×imgH image: given sides
+// (non-zero) are kept, a missing side follows the image's aspect ratio, and
+// with neither given the size aims at `area` pixels (the worker's default is
+// TARGET_AREA) within maxPixels.
+export function chooseSize(w, h, imgW, imgH, maxPixels = DEFAULT_MAX_PIXELS, area = TARGET_AREA) {
+  if (w > 0 && h > 0) return [w, h];
+  const r = imgW / imgH;
+  if (w > 0) return [w, clampSide(snap(w / r), Math.floor(maxPixels / w))];
+  if (h > 0) return [clampSide(snap(h * r), Math.floor(maxPixels / h)), h];
+  area = Math.min(area, maxPixels);
+  w = clampSide(snap(Math.sqrt(area * r)), MAX_SIDE);
+  h = clampSide(snap(Math.sqrt(area / r)), MAX_SIDE);
+  while (w * h > maxPixels && (w > SIZE_STEP || h > SIZE_STEP)) {
+    // Give up 16 pixels on the side that keeps the aspect ratio closest.
+    if (h === SIZE_STEP || (w > SIZE_STEP && w / h > r)) w -= SIZE_STEP;
+    else h -= SIZE_STEP;
+  }
+  return [w, h];
+}
+
+// presets are the size choices for an image: the worker's default (sent as
+// no size, so the server decides, as the preview does) and two more at other
+// areas with the same aspect ratio.
+export function presets(imgW, imgH) {
+  const out = [
+    { key: "default", label: "default", area: TARGET_AREA },
+    { key: "small", label: "small", area: 848 * 480 },
+    { key: "large", label: "large", area: DEFAULT_MAX_PIXELS },
+  ];
+  for (const p of out) {
+    [p.width, p.height] = chooseSize(0, 0, imgW, imgH, p.key === "default" ? DEFAULT_MAX_PIXELS : p.area, p.area);
+  }
+  return out;
+}
+
+// cropRect is the centred part of an sw×sh image with the aspect ratio of
+// w×h: [x, y, width, height] in image pixels.
+export function cropRect(sw, sh, w, h) {
+  if (sw * h > w * sh) {
+    const cw = Math.max(1, Math.floor((sh * w + Math.floor(h / 2)) / h));
+    return [Math.trunc((sw - cw) / 2), 0, cw, sh];
+  }
+  const ch = Math.max(1, Math.floor((sw * h + Math.floor(w / 2)) / w));
+  return [0, Math.trunc((sh - ch) / 2), sw, ch];
+}
+
+// padRect is the centred rectangle inside w×h with the aspect ratio of
+// sw×sh: [x, y, width, height] in video pixels.
+export function padRect(sw, sh, w, h) {
+  if (sw * h > w * sh) {
+    const ih = Math.max(1, Math.floor((w * sh + Math.floor(sw / 2)) / sw));
+    return [0, Math.trunc((h - ih) / 2), w, ih];
+  }
+  const iw = Math.max(1, Math.floor((h * sw + Math.floor(sh / 2)) / sh));
+  return [Math.trunc((w - iw) / 2), 0, iw, h];
+}
+
+// framesFor is the length in frames (4k+1, at least 5) nearest to seconds at fps.
+export function framesFor(seconds, fps) {
+  const k = Math.max(1, Math.round((seconds * fps - 1) / 4));
+  return 4 * k + 1;
+}
