@@ -2,10 +2,12 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/wan22-worker/wan22-worker/internal/comfy/comfytest"
+	"github.com/wan22-worker/wan22-worker/internal/playground"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false,
@@ -271,8 +274,18 @@ func TestPlayground(t *testing.T) {
 	}
 	p.shot("2-bad-length")
 
-	// Cancel a slow job once it samples.
+	// A LoRA the server does not have: the job's MODEL_MISSING is shown at the LoRAs.
 	p.setValue("length", "9")
+	p.do("adding a LoRA", chromedp.Click("#lora-add"), chromedp.SendKeys("#loras .lora-name", "wan/nope.safetensors"))
+	p.do("submitting a missing LoRA", chromedp.Click("#submit"))
+	loraErr := wait[string](p, "the LoRA error", `(() => { const e = document.getElementById('err-loras');
+		return !e.hidden && e.textContent; })()`, 30*time.Second)
+	if !strings.Contains(loraErr, "MODEL_MISSING") || !strings.Contains(loraErr, "wan/nope.safetensors") {
+		t.Errorf("LoRA error = %q", loraErr)
+	}
+	p.do("removing the LoRA", chromedp.Click("#loras .lora-remove"))
+
+	// Cancel a slow job once it samples.
 	p.setValue("steps", "40")
 	p.do("submitting a slow job", chromedp.Click("#submit"))
 	if got := eval[string](p, `document.getElementById('err-length').hidden ? 'hidden' : 'shown'`); got != "hidden" {
@@ -335,4 +348,125 @@ func apiStatus(t *testing.T, base, token, id string) string {
 		t.Fatal(err)
 	}
 	return st.Status
+}
+
+// TestPlaygroundSizeMatchesWorker: the page's size rules (size.js, which
+// draws the preview) give the size the worker itself chooses (`validate`),
+// for images of several aspect ratios, with one side given, and under a
+// smaller MAX_PIXELS.
+func TestPlaygroundSizeMatchesWorker(t *testing.T) {
+	chrome := chromium(t)
+	type sizeCase struct {
+		ImgW      int `json:"imgW"`
+		ImgH      int `json:"imgH"`
+		W         int `json:"w"`
+		H         int `json:"h"`
+		MaxPixels int `json:"maxPixels"`
+	}
+	cases := []sizeCase{
+		{192, 108, 0, 0, 921600}, {108, 192, 0, 0, 921600}, {128, 96, 0, 0, 921600}, {64, 64, 0, 0, 921600},
+		{252, 108, 0, 0, 921600}, {333, 217, 0, 0, 921600}, {17, 300, 0, 0, 921600}, {300, 17, 0, 0, 921600},
+		{192, 108, 832, 0, 921600}, {192, 108, 0, 480, 921600}, {108, 192, 1280, 0, 921600},
+		{192, 108, 0, 0, 409600}, {333, 217, 0, 0, 160000}, {64, 64, 0, 0, 250000},
+	}
+	dir := t.TempDir()
+	var want [][2]int
+	for i, c := range cases {
+		opts := map[string]any{}
+		if c.W > 0 {
+			opts["width"] = c.W
+		}
+		if c.H > 0 {
+			opts["height"] = c.H
+		}
+		job, _ := json.Marshal(map[string]any{"input": map[string]any{"prompt": "x", "options": opts,
+			"image": base64.StdEncoding.EncodeToString(comfytest.GradientPNG(c.ImgW, c.ImgH))}})
+		path := filepath.Join(dir, fmt.Sprintf("job%d.json", i))
+		if err := os.WriteFile(path, job, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(binary, "validate", fmt.Sprintf("--max-pixels=%d", c.MaxPixels), path).Output()
+		if err != nil {
+			t.Fatalf("validate %+v: %v\n%s", c, err, out)
+		}
+		var norm struct {
+			Options struct {
+				Width  int `json:"width"`
+				Height int `json:"height"`
+			} `json:"options"`
+		}
+		if err := json.Unmarshal(out, &norm); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, [2]int{norm.Options.Width, norm.Options.Height})
+	}
+
+	srv := httptest.NewServer(playground.Handler())
+	defer srv.Close()
+	p := newPage(t, chrome, srv.URL)
+	p.do("loading the page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible("#submit"))
+	in, _ := json.Marshal(cases)
+	got, err := chromedp.Run(p.ctx, chromedp.Evaluate[[][2]int](fmt.Sprintf(`import('./playground/size.js').then(m =>
+		%s.map(c => m.chooseSize(c.w, c.h, c.imgW, c.imgH, c.maxPixels)))`, in), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		if got[i] != want[i] {
+			t.Errorf("%dx%d image, width %d height %d, MAX_PIXELS %d: page %v, worker %v",
+				c.ImgW, c.ImgH, c.W, c.H, c.MaxPixels, got[i], want[i])
+		}
+	}
+}
+
+// TestPlaygroundImageInputs: an image can also be dropped, pasted or given by
+// URL; the preview follows the fit; every control has a label.
+func TestPlaygroundImageInputs(t *testing.T) {
+	chrome := chromium(t)
+	mux := http.NewServeMux()
+	mux.Handle("/", playground.Handler())
+	mux.HandleFunc("GET /remote.png", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(comfytest.GradientPNG(48, 27))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	p := newPage(t, chrome, srv.URL)
+	p.do("loading the page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible("#submit"))
+
+	if unlabelled := eval[[]string](p, `[...document.querySelectorAll('input, select, textarea')]
+		.filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.id)`); len(unlabelled) > 0 {
+		t.Errorf("controls without a label: %v", unlabelled)
+	}
+
+	// makeFile is page code that resolves to a w×h PNG File.
+	const makeFile = `(w, h) => new Promise(resolve => { const c = document.createElement('canvas'); c.width = w; c.height = h;
+		c.getContext('2d').fillRect(0, 0, w, h); c.toBlob(b => resolve(new File([b], 'x.png', {type: 'image/png'}))); })`
+	info := func(what, want string) {
+		t.Helper()
+		got := wait[string](p, what, fmt.Sprintf(`(() => { const t = document.getElementById('frame-info').textContent;
+			return t.startsWith(%q) && t; })()`, want), 10*time.Second)
+		t.Logf("%s: %s", what, got)
+	}
+
+	eval[bool](p, `(`+makeFile+`)(40, 30).then(f => { const dt = new DataTransfer(); dt.items.add(f);
+		document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); }), true`)
+	info("a dropped image", "Image 40×30 → video 960×720, crop")
+
+	eval[bool](p, `(`+makeFile+`)(30, 40).then(f => { const dt = new DataTransfer(); dt.items.add(f);
+		document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true})); }), true`)
+	info("a pasted image", "Image 30×40 → video 720×960, crop")
+
+	p.setValue("image-url", srv.URL+"/remote.png")
+	info("an image URL", "Image 48×27 → video 1104×624, crop")
+
+	p.setValue("fit", "pad")
+	info("pad", "Image 48×27 → video 1104×624, pad")
+	p.setValue("size", "large")
+	info("the large size", "Image 48×27 → video 1280×720, pad")
+	p.setValue("size", "custom")
+	p.setValue("width", "640")
+	p.setValue("height", "")
+	info("a custom width", "Image 48×27 → video 640×368, pad")
+	p.shot("inputs")
 }
