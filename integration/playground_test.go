@@ -274,6 +274,16 @@ func TestPlayground(t *testing.T) {
 	}
 	p.shot("2-bad-length")
 
+	// Two bad fields: each problem of the merged error is shown at its own field.
+	p.setValue("steps", "1")
+	p.do("submitting two bad fields", chromedp.Click("#submit"))
+	both := wait[[]string](p, "both field errors", `(() => { const l = document.getElementById('err-length'),
+		s = document.getElementById('err-steps'); return !l.hidden && !s.hidden && [l.textContent, s.textContent]; })()`, 30*time.Second)
+	if !strings.Contains(both[0], "options.length") || !strings.Contains(both[1], "options.steps") {
+		t.Errorf("field errors = %q", both)
+	}
+	p.setValue("steps", "4")
+
 	// A LoRA the server does not have: the job's MODEL_MISSING is shown at the LoRAs.
 	p.setValue("length", "9")
 	p.do("adding a LoRA", chromedp.Click("#lora-add"), chromedp.SendKeys("#loras .lora-name", "wan/nope.safetensors"))
