@@ -201,10 +201,10 @@ func TestPlayground(t *testing.T) {
 		t.Errorf("preview size = %s, want 1104x624", previewSize)
 	}
 	p.setValue("prompt", "a gradient drifting slowly, cinematic lighting")
-	p.setValue("length", "9")
+	p.setValue("length", "17")
 	p.setValue("steps", "4")
-	if s := eval[string](p, `document.getElementById('seconds').value`); s != "0.56" {
-		t.Errorf("9 frames at 16 fps shows %s s, want 0.56", s)
+	if s := eval[string](p, `document.getElementById('seconds').value`); s != "1.06" {
+		t.Errorf("17 frames at 16 fps shows %s s, want 1.06", s)
 	}
 
 	// Submitting asks for the token once; the job then runs.
@@ -226,8 +226,8 @@ func TestPlayground(t *testing.T) {
 			stages: [...document.querySelectorAll('#stages li.seen')].map(li => li.dataset.stage),
 			bar: document.getElementById('bar').value}; })()`
 	v := wait[videoState](p, "the video", videoJS, 30*time.Second)
-	if want := 9.0 / 16; v.Duration < want-0.07 || v.Duration > want+0.07 {
-		t.Errorf("video duration = %.3f s, want %.3f (9 frames at 16 fps)", v.Duration, want)
+	if want := 17.0 / 16; v.Duration < want-0.07 || v.Duration > want+0.07 {
+		t.Errorf("video duration = %.3f s, want %.3f (17 frames at 16 fps)", v.Duration, want)
 	}
 	if got := fmt.Sprintf("%dx%d", v.Width, v.Height); got != previewSize {
 		t.Errorf("video is %s, the preview said %s", got, previewSize)
@@ -247,7 +247,12 @@ func TestPlayground(t *testing.T) {
 	if seed == "" || seed != eval[string](p, `document.getElementById('seed').value`) {
 		t.Errorf("result seed %q differs from the form's seed", seed)
 	}
+	// For the screenshot: a frame from the middle, without the player's
+	// controls (headless Chromium draws a loading indicator over them).
+	p.do("seeking", chromedp.Evaluate[chromedp.Void](`new Promise(r => { const v = document.getElementById('video');
+		v.controls = false; v.onseeked = () => r(true); v.currentTime = 0.5; })`, chromedp.EvalAwaitPromise))
 	resultShot := p.shot("1-result")
+	eval[bool](p, `document.getElementById('video').controls = true`)
 
 	// Continue from the last frame: a second job whose image is the first
 	// video's last frame (so the preview shows an image of the video's size).
