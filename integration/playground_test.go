@@ -17,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/wan22-worker/wan22-worker/internal/comfy/comfytest"
 	"github.com/wan22-worker/wan22-worker/internal/playground"
@@ -454,6 +458,25 @@ func TestPlaygroundImageInputs(t *testing.T) {
 		t.Errorf("controls without a label: %v", unlabelled)
 	}
 
+	// Keyboard: Tab reaches the image area, and Enter there opens the file chooser.
+	evCtx, stopEvents := context.WithTimeout(p.ctx, 10*time.Second)
+	defer stopEvents()
+	chooser := chromedp.Events(evCtx, cdppage.FileChooserOpened)
+	p.do("pressing Enter on the image area", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, cdppage.SetInterceptFileChooserDialog, cdppage.SetInterceptFileChooserDialogParams{Enabled: true})
+		return err
+	}), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Tab))
+	if id := eval[string](p, `document.activeElement.id`); id != "drop" {
+		t.Errorf("the third Tab reaches #%s, want the image area (#drop)", id)
+	}
+	p.do("pressing Enter", chromedp.KeyEvent(kb.Enter))
+	for _, err := range chooser {
+		if err != nil {
+			t.Errorf("Enter on the image area opened no file chooser: %v", err)
+		}
+		break
+	}
+
 	// makeFile is page code that resolves to a w×h PNG File.
 	const makeFile = `(w, h) => new Promise(resolve => { const c = document.createElement('canvas'); c.width = w; c.height = h;
 		c.getContext('2d').fillRect(0, 0, w, h); c.toBlob(b => resolve(new File([b], 'x.png', {type: 'image/png'}))); })`
@@ -484,4 +507,10 @@ func TestPlaygroundImageInputs(t *testing.T) {
 	p.setValue("height", "")
 	info("a custom width", "Image 48×27 → video 640×368, pad")
 	p.shot("inputs")
+	p.do("dark colour scheme", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	}))
+	p.shot("inputs-dark")
 }
