@@ -211,9 +211,13 @@ func TestPlayground(t *testing.T) {
 		t.Errorf("17 frames at 16 fps shows %s s, want 1.06", s)
 	}
 
-	// Submitting asks for the token once; the job then runs.
+	// Submitting asks for the token (again after a wrong one); the job then runs.
 	p.do("submitting", chromedp.Click("#submit"))
 	wait[bool](p, "the token dialog", `document.getElementById('token-dialog').open`, 10*time.Second)
+	p.do("giving a wrong token", chromedp.SendKeys("#token", "wrong"), chromedp.Click("#token-ok"))
+	wait[bool](p, "the token asked again", `document.getElementById('token-dialog').open &&
+		document.getElementById('token-why').textContent.includes('refused')`, 10*time.Second)
+	p.setValue("token", "")
 	p.do("giving the token", chromedp.SendKeys("#token", token), chromedp.Click("#token-ok"))
 
 	type videoState struct {
