@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -274,6 +275,32 @@ func TestPlayground(t *testing.T) {
 		t.Errorf("history shows %d jobs, want 2", n)
 	}
 
+	// An end frame, a resolution, a fixed aspect ratio, interpolation and a video quality.
+	p.do("picking an end image", chromedp.SetUploadFiles("#end-file", []string{img}))
+	wait[bool](p, "the end image", `!document.getElementById('end-preview').hidden`, 10*time.Second)
+	p.setValue("size", "480p")
+	p.setValue("aspect", "1:1")
+	p.setValue("interpolate", "2")
+	p.setValue("quality", "low")
+	if info := eval[string](p, `document.getElementById('frame-info').dataset.size`); info != "480x480" {
+		t.Errorf("480p 1:1 preview = %s", info)
+	}
+	p.do("submitting with the new options", chromedp.Click("#submit"))
+	wait[bool](p, "the third video", `(() => { const h = JSON.parse(localStorage.getItem('wan22.history') || '[]');
+		return h.length === 3 && h[0].status === 'COMPLETED'; })()`, 30*time.Second)
+	v = wait[videoState](p, "the interpolated video", videoJS, 10*time.Second)
+	if want := 33.0 / 32; v.Width != 480 || v.Height != 480 || v.Duration < want-0.07 || v.Duration > want+0.07 {
+		t.Errorf("interpolated video %dx%d %.3f s, want 480x480 %.3f s (17 frames → 33 at 32 fps)", v.Width, v.Height, v.Duration, want)
+	}
+	if !slices.Contains(v.Stages, "interpolating") {
+		t.Errorf("the progress never showed interpolating: %v", v.Stages)
+	}
+	p.setValue("size", "default")
+	p.setValue("aspect", "auto")
+	p.setValue("interpolate", "")
+	p.setValue("quality", "")
+	p.do("removing the end image", chromedp.Click("#end-clear"))
+
 	// A bad length: the worker's hint appears next to the length input.
 	p.setValue("length", "80")
 	p.do("submitting a bad length", chromedp.Click("#submit"))
@@ -380,17 +407,33 @@ func apiStatus(t *testing.T, base, token, id string) string {
 func TestPlaygroundSizeMatchesWorker(t *testing.T) {
 	chrome := chromium(t)
 	type sizeCase struct {
-		ImgW      int `json:"imgW"`
-		ImgH      int `json:"imgH"`
-		W         int `json:"w"`
-		H         int `json:"h"`
-		MaxPixels int `json:"maxPixels"`
+		ImgW       int    `json:"imgW"`
+		ImgH       int    `json:"imgH"`
+		W          int    `json:"width,omitempty"`
+		H          int    `json:"height,omitempty"`
+		Resolution string `json:"resolution,omitempty"`
+		Aspect     string `json:"aspect_ratio,omitempty"`
+		MaxPixels  int    `json:"maxPixels"`
 	}
 	cases := []sizeCase{
-		{192, 108, 0, 0, 921600}, {108, 192, 0, 0, 921600}, {128, 96, 0, 0, 921600}, {64, 64, 0, 0, 921600},
-		{252, 108, 0, 0, 921600}, {333, 217, 0, 0, 921600}, {17, 300, 0, 0, 921600}, {300, 17, 0, 0, 921600},
-		{192, 108, 832, 0, 921600}, {192, 108, 0, 480, 921600}, {108, 192, 1280, 0, 921600},
-		{192, 108, 0, 0, 409600}, {333, 217, 0, 0, 160000}, {64, 64, 0, 0, 250000},
+		{ImgW: 192, ImgH: 108}, {ImgW: 108, ImgH: 192}, {ImgW: 128, ImgH: 96}, {ImgW: 64, ImgH: 64},
+		{ImgW: 252, ImgH: 108}, {ImgW: 333, ImgH: 217}, {ImgW: 17, ImgH: 300}, {ImgW: 300, ImgH: 17},
+		{ImgW: 192, ImgH: 108, W: 832}, {ImgW: 192, ImgH: 108, H: 480}, {ImgW: 108, ImgH: 192, W: 1280},
+		{ImgW: 192, ImgH: 108, MaxPixels: 409600}, {ImgW: 333, ImgH: 217, MaxPixels: 160000},
+		{ImgW: 64, ImgH: 64, MaxPixels: 250000},
+	}
+	for i := range cases {
+		cases[i].MaxPixels = cmp.Or(cases[i].MaxPixels, 921600)
+	}
+	for _, c := range []sizeCase{
+		{ImgW: 192, ImgH: 108, Resolution: "480p"}, {ImgW: 108, ImgH: 192, Resolution: "580p"},
+		{ImgW: 333, ImgH: 217, Resolution: "720p"}, {ImgW: 192, ImgH: 108, Resolution: "720p", Aspect: "1:1"},
+		{ImgW: 192, ImgH: 108, Aspect: "4:3"}, {ImgW: 192, ImgH: 108, Aspect: "9:16", W: 480},
+		{ImgW: 64, ImgH: 64, Resolution: "480p", Aspect: "16:9", MaxPixels: 300000},
+		{ImgW: 17, ImgH: 300, Resolution: "580p"},
+	} {
+		c.MaxPixels = cmp.Or(c.MaxPixels, 921600)
+		cases = append(cases, c)
 	}
 	dir := t.TempDir()
 	var want [][2]int
@@ -401,6 +444,12 @@ func TestPlaygroundSizeMatchesWorker(t *testing.T) {
 		}
 		if c.H > 0 {
 			opts["height"] = c.H
+		}
+		if c.Resolution != "" {
+			opts["resolution"] = c.Resolution
+		}
+		if c.Aspect != "" {
+			opts["aspect_ratio"] = c.Aspect
 		}
 		job, _ := json.Marshal(map[string]any{"input": map[string]any{"prompt": "x", "options": opts,
 			"image": base64.StdEncoding.EncodeToString(comfytest.GradientPNG(c.ImgW, c.ImgH))}})
@@ -430,14 +479,13 @@ func TestPlaygroundSizeMatchesWorker(t *testing.T) {
 	p.do("loading the page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible("#submit"))
 	in, _ := json.Marshal(cases)
 	got, err := chromedp.Run(p.ctx, chromedp.Evaluate[[][2]int](fmt.Sprintf(`import('./playground/size.js').then(m =>
-		%s.map(c => m.chooseSize(c.w, c.h, c.imgW, c.imgH, c.maxPixels)))`, in), chromedp.EvalAwaitPromise))
+		%s.map(c => m.jobSize(c, c.imgW, c.imgH, c.maxPixels)))`, in), chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range cases {
 		if got[i] != want[i] {
-			t.Errorf("%dx%d image, width %d height %d, MAX_PIXELS %d: page %v, worker %v",
-				c.ImgW, c.ImgH, c.W, c.H, c.MaxPixels, got[i], want[i])
+			t.Errorf("%dx%d image, options %+v: page %v, worker %v", c.ImgW, c.ImgH, c, got[i], want[i])
 		}
 	}
 }
@@ -504,8 +552,11 @@ func TestPlaygroundImageInputs(t *testing.T) {
 
 	p.setValue("fit", "pad")
 	info("pad", "Image 48×27 → video 1104×624, pad")
-	p.setValue("size", "large")
-	info("the large size", "Image 48×27 → video 1280×720, pad")
+	p.setValue("size", "720p")
+	info("720p", "Image 48×27 → video 1280×720, pad")
+	p.setValue("aspect", "1:1")
+	info("720p square", "Image 48×27 → video 720×720, pad")
+	p.setValue("aspect", "auto")
 	p.setValue("size", "custom")
 	p.setValue("width", "640")
 	p.setValue("height", "")

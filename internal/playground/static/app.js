@@ -4,7 +4,7 @@
 import { APIError, client, storedToken, storeToken } from "./api.js";
 import * as history from "./history.js";
 import { base64Blob, drawPreview, loadImage, readFile, thumbnail } from "./image.js";
-import { chooseSize, framesFor, presets } from "./size.js";
+import { PRESETS, framesFor, jobSize, presets } from "./size.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,7 +19,8 @@ const STAGES = [
   ["encoding_video", "Encoding the video"],
   ["delivering", "Delivering"],
 ];
-const STAGE_LABEL = Object.fromEntries(STAGES);
+// Stages only some jobs have: shown once a job reaches them.
+const STAGE_LABEL = { ...Object.fromEntries(STAGES), interpolating: "Interpolating frames" };
 const FINAL = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED"]);
 const STATUS_TEXT = {
   IN_QUEUE: "Waiting in the queue",
@@ -36,22 +37,33 @@ const FIELDS = [
   ["prompt", "prompt"],
   ["negative_prompt", "negative"],
   ["image", "image"],
+  ["end_image", "end-image"],
   ["options.width", "size"],
   ["options.height", "size"],
+  ["options.resolution", "size"],
+  ["options.aspect_ratio", "aspect"],
   ["options.fit", "fit"],
   ["options.length", "length"],
+  ["options.preset", "preset"],
+  ["options.distill_lora", "preset"],
   ["options.steps", "steps"],
   ["options.split_step", "steps"],
-  ["options.cfg", "cfg"],
+  ["options.cfg_high", "cfg-high"],
+  ["options.cfg_low", "cfg-low"],
+  ["options.cfg", "cfg-high"],
   ["options.shift", "shift"],
   ["options.frame_rate", "fps"],
+  ["options.interpolate", "interpolate"],
+  ["options.video_quality", "quality"],
+  ["options.crf", "quality"],
   ["options.seed", "seed"],
   ["options.loras", "loras"],
 ];
-const CONTROL = { image: "drop", size: "size", loras: "lora-add", negative: "negative" };
+const CONTROL = { image: "drop", "end-image": "end-file", loras: "lora-add" };
 
 const state = {
   image: null, // {src (sent as the job's image), img (loaded <img>, or null)}
+  endImage: "", // the job's end_image (a data URI or a URL), or ""
   job: null, // {id, t0, timer}
   videoURL: "", // object URL of the shown video
   result: null, // the last COMPLETED output
@@ -162,6 +174,31 @@ function setupImageInput() {
   });
 }
 
+async function setEndImage(src) {
+  clearFieldError("end-image");
+  state.endImage = src;
+  $("end-preview").hidden = !src;
+  $("end-clear").hidden = !src;
+  if (src) $("end-preview").src = src;
+  else $("end-preview").removeAttribute("src");
+}
+
+function setupEndImageInput() {
+  $("end-file").addEventListener("change", async () => {
+    const f = $("end-file").files[0];
+    if (!f) return;
+    $("end-url").value = "";
+    await setEndImage(await readFile(f));
+  });
+  $("end-url").addEventListener("change", () => setEndImage($("end-url").value.trim()));
+  $("end-clear").addEventListener("click", () => {
+    $("end-file").value = "";
+    $("end-url").value = "";
+    setEndImage("");
+    $("end-file").focus();
+  });
+}
+
 // --- size, length and seed -------------------------------------------------
 
 function imageSize() {
@@ -174,7 +211,7 @@ function refreshSizes() {
   const keep = sel.value || "default";
   const [iw, ih] = imageSize();
   sel.replaceChildren();
-  for (const p of presets(iw, ih)) {
+  for (const p of presets(iw, ih, $("aspect").value)) {
     sel.add(new Option(`${p.width}×${p.height} (${p.label})`, p.key));
   }
   sel.add(new Option("custom…", "custom"));
@@ -187,16 +224,17 @@ function refreshSizes() {
 function videoSize() {
   const [iw, ih] = imageSize();
   const key = $("size").value;
+  let opts = {};
   if (key === "custom") {
     const w = intOrZero($("width").value);
     const h = intOrZero($("height").value);
-    const opts = {};
     if (w) opts.width = w;
     if (h) opts.height = h;
-    return { size: chooseSize(w, h, iw, ih), opts };
+  } else if (key !== "default") {
+    opts.resolution = key;
   }
-  const p = presets(iw, ih).find((q) => q.key === key) || presets(iw, ih)[0];
-  return { size: [p.width, p.height], opts: key === "default" ? {} : { width: p.width, height: p.height } };
+  if ($("aspect").value !== "auto") opts.aspect_ratio = $("aspect").value;
+  return { size: jobSize(opts, iw, ih), opts };
 }
 
 function intOrZero(v) {
@@ -227,16 +265,30 @@ function refreshPreview() {
   $("frame-info").dataset.size = `${w}x${h}`;
 }
 
+// modelFPS is the rate of the model's frames: frame_rate, divided by the
+// interpolation factor (frame_rate is then the delivered rate).
+function modelFPS() {
+  const factor = Number($("interpolate").value) || 1;
+  $("fps").placeholder = String(16 * factor);
+  return (Number($("fps").value) || 16 * factor) / factor;
+}
+
 function syncSeconds() {
-  const fps = Number($("fps").value) || 16;
   const n = Number($("length").value);
-  if (n > 0) $("seconds").value = (n / fps).toFixed(2);
+  if (n > 0) $("seconds").value = (n / modelFPS()).toFixed(2);
 }
 
 function syncFrames() {
-  const fps = Number($("fps").value) || 16;
   const s = Number($("seconds").value);
-  if (s > 0) $("length").value = framesFor(s, fps);
+  if (s > 0) $("length").value = framesFor(s, modelFPS());
+}
+
+function syncPreset() {
+  const p = PRESETS[$("preset").value] || PRESETS.fast;
+  $("steps").placeholder = String(p.steps);
+  $("cfg-high").placeholder = String(p.cfg_high);
+  $("cfg-low").placeholder = String(p.cfg_low);
+  $("shift").placeholder = String(p.shift);
 }
 
 function randomSeed() {
@@ -254,8 +306,8 @@ function addLoRA(l = {}) {
   const li = document.createElement("li");
   li.className = "lora";
   li.innerHTML = `
-    <div class="field grow"><label for="lora-name-${n}">File</label>
-      <input id="lora-name-${n}" class="lora-name" placeholder="wan/style.safetensors" autocomplete="off"></div>
+    <div class="field grow"><label for="lora-name-${n}">File or URL</label>
+      <input id="lora-name-${n}" class="lora-name" placeholder="wan/style.safetensors or https://…/style.safetensors" autocomplete="off"></div>
     <div class="field"><label for="lora-strength-${n}">Strength</label>
       <input id="lora-strength-${n}" class="lora-strength" type="number" step="0.05" min="-4" max="4" value="1"></div>
     <div class="field"><label for="lora-expert-${n}">Expert</label>
@@ -282,7 +334,7 @@ function loras() {
     const name = li.querySelector(".lora-name").value.trim();
     if (!name) continue;
     out.push({
-      name,
+      ...(isHTTP(name) ? { url: name } : { name }),
       strength: numberOr(li.querySelector(".lora-strength").value),
       expert: li.querySelector(".lora-expert").value,
     });
@@ -408,16 +460,20 @@ function showAPIError(e) {
 function jobBody() {
   const o = videoSize().opts;
   o.fit = $("fit").value;
+  if ($("preset").value !== "fast") o.preset = $("preset").value;
   for (const [key, id] of [
     ["length", "length"],
     ["steps", "steps"],
-    ["cfg", "cfg"],
+    ["cfg_high", "cfg-high"],
+    ["cfg_low", "cfg-low"],
     ["shift", "shift"],
     ["frame_rate", "fps"],
   ]) {
     const v = numberOr($(id).value);
     if (v !== undefined) o[key] = v;
   }
+  if ($("interpolate").value) o.interpolate = { factor: Number($("interpolate").value), method: "ffmpeg" };
+  if ($("quality").value) o.video_quality = $("quality").value;
   const l = loras();
   if (l.length) o.loras = l;
   o.last_frame = true; // for "continue from the last frame"
@@ -427,6 +483,7 @@ function jobBody() {
   if (seed !== "") o.seed = digits ? "\u0000seed" : seed;
   const input = { prompt: $("prompt").value, image: state.image.src, options: o };
   if ($("negative").value !== "") input.negative_prompt = $("negative").value;
+  if (state.endImage) input.end_image = state.endImage;
   const body = JSON.stringify({ input });
   return digits ? body.replace('"\\u0000seed"', seed) : body;
 }
@@ -477,6 +534,13 @@ function showProgress(p) {
   $("stage").textContent = STAGE_LABEL[p.stage] || p.stage;
   $("percent").textContent = `${p.percent || 0} %`;
   $("step").textContent = p.steps ? `step ${p.step}/${p.steps}` : "";
+  if (!$("stages").querySelector(`li[data-stage="${p.stage}"]`)) {
+    const li = document.createElement("li"); // a stage only some jobs have
+    li.dataset.stage = p.stage;
+    li.textContent = STAGE_LABEL[p.stage] || p.stage;
+    const delivering = $("stages").querySelector('li[data-stage="delivering"]');
+    $("stages").insertBefore(li, delivering);
+  }
   for (const li of $("stages").children) {
     const current = li.dataset.stage === p.stage;
     if (current) li.classList.add("seen");
@@ -696,7 +760,12 @@ async function reopen(e) {
 
 function init() {
   setupImageInput();
+  setupEndImageInput();
   refreshSizes();
+  syncPreset();
+  $("preset").addEventListener("change", syncPreset);
+  $("aspect").addEventListener("change", refreshSizes);
+  $("interpolate").addEventListener("change", syncSeconds);
   $("size").addEventListener("change", refreshPreview);
   $("fit").addEventListener("change", refreshPreview);
   $("width").addEventListener("input", refreshPreview);

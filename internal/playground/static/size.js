@@ -22,14 +22,13 @@ function clampSide(v, limit) {
 
 // chooseSize returns [width, height] for an imgW×imgH image: given sides
 // (non-zero) are kept, a missing side follows the image's aspect ratio, and
-// with neither given the size aims at `area` pixels (the worker's default is
-// TARGET_AREA) within maxPixels.
-export function chooseSize(w, h, imgW, imgH, maxPixels = DEFAULT_MAX_PIXELS, area = TARGET_AREA) {
+// with neither given the size aims at TARGET_AREA pixels within maxPixels.
+export function chooseSize(w, h, imgW, imgH, maxPixels = DEFAULT_MAX_PIXELS) {
   if (w > 0 && h > 0) return [w, h];
   const r = imgW / imgH;
   if (w > 0) return [w, clampSide(snap(w / r), Math.floor(maxPixels / w))];
   if (h > 0) return [clampSide(snap(h * r), Math.floor(maxPixels / h)), h];
-  area = Math.min(area, maxPixels);
+  const area = Math.min(TARGET_AREA, maxPixels);
   w = clampSide(snap(Math.sqrt(area * r)), MAX_SIDE);
   h = clampSide(snap(Math.sqrt(area / r)), MAX_SIDE);
   while (w * h > maxPixels && (w > SIZE_STEP || h > SIZE_STEP)) {
@@ -40,20 +39,51 @@ export function chooseSize(w, h, imgW, imgH, maxPixels = DEFAULT_MAX_PIXELS, are
   return [w, h];
 }
 
-// presets are the size choices for an image: the worker's default (sent as
-// no size, so the server decides, as the preview does) and two more at other
-// areas with the same aspect ratio.
-export function presets(imgW, imgH) {
-  const out = [
-    { key: "default", label: "default", area: TARGET_AREA },
-    { key: "small", label: "small", area: 848 * 480 },
-    { key: "large", label: "large", area: DEFAULT_MAX_PIXELS },
-  ];
+// RESOLUTIONS are options.resolution's names and their short sides (580p is
+// 576, on the 16-pixel grid).
+export const RESOLUTIONS = { "480p": 480, "580p": 576, "720p": 720 };
+
+// ASPECTS are options.aspect_ratio's fixed ratios ("auto" is the image's).
+export const ASPECTS = { "16:9": [16, 9], "9:16": [9, 16], "1:1": [1, 1], "4:3": [4, 3], "3:4": [3, 4] };
+
+// resolutionSize is the size for a short side and an aspect ratio rw:rh: the
+// long side from the ratio on the grid, cut to keep the area within maxPixels.
+export function resolutionSize(short, rw, rh, maxPixels = DEFAULT_MAX_PIXELS) {
+  let r = rw / rh;
+  if (r < 1) r = 1 / r;
+  let long = Math.round((short * r) / SIZE_STEP) * SIZE_STEP;
+  long = Math.max(short, Math.min(long, Math.floor(maxPixels / short / SIZE_STEP) * SIZE_STEP, MAX_SIDE));
+  return rw >= rh ? [long, short] : [short, long];
+}
+
+// jobSize is the video size the worker chooses for an imgW×imgH image and
+// the options width, height, resolution and aspect_ratio (internal/job).
+export function jobSize(o, imgW, imgH, maxPixels = DEFAULT_MAX_PIXELS) {
+  const [aw, ah] = ASPECTS[o.aspect_ratio] || [imgW, imgH];
+  const short = RESOLUTIONS[o.resolution];
+  if (short) return resolutionSize(short, aw, ah, maxPixels);
+  return chooseSize(o.width || 0, o.height || 0, aw, ah, maxPixels);
+}
+
+// presets are the size choices for an image: the worker's default and the
+// resolutions, each with the size it gives for this image and aspect ratio.
+export function presets(imgW, imgH, aspect = "auto") {
+  const out = [{ key: "default", label: "default", opts: {} }];
+  for (const r of Object.keys(RESOLUTIONS)) out.push({ key: r, label: r, opts: { resolution: r } });
   for (const p of out) {
-    [p.width, p.height] = chooseSize(0, 0, imgW, imgH, p.key === "default" ? DEFAULT_MAX_PIXELS : p.area, p.area);
+    if (aspect !== "auto") p.opts.aspect_ratio = aspect;
+    [p.width, p.height] = jobSize(p.opts, imgW, imgH);
   }
   return out;
 }
+
+// PRESETS are options.preset's defaults (internal/job presets.go), for the
+// placeholders of the fields they fill.
+export const PRESETS = {
+  fast: { steps: 6, cfg_high: 1, cfg_low: 1, shift: 8 },
+  balanced: { steps: 10, cfg_high: 3.5, cfg_low: 1, shift: 8 },
+  quality: { steps: 20, cfg_high: 3.5, cfg_low: 3.5, shift: 8 },
+};
 
 // cropRect is the centred part of an sw×sh image with the aspect ratio of
 // w×h: [x, y, width, height] in image pixels.
