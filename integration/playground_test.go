@@ -333,6 +333,13 @@ func TestPlayground(t *testing.T) {
 	if !strings.Contains(loraErr, "MODEL_MISSING") || !strings.Contains(loraErr, "wan/nope.safetensors") {
 		t.Errorf("LoRA error = %q", loraErr)
 	}
+	// A LoRA by URL goes to the worker as url (a LORA_ error, where a name would be
+	// INVALID_INPUT), shown at the LoRAs.
+	p.setValue(eval[string](p, `document.querySelector('#loras .lora-name').id`), "http://127.0.0.1:1/style.safetensors")
+	p.do("submitting a LoRA URL", chromedp.Click("#submit"))
+	urlErr := wait[string](p, "the LoRA URL error", `(() => { const e = document.getElementById('err-loras');
+		return !e.hidden && e.textContent.includes('LORA_') && e.textContent; })()`, 30*time.Second)
+	t.Logf("LoRA URL error: %s", urlErr)
 	p.do("removing the LoRA", chromedp.Click("#loras .lora-remove"))
 
 	// Cancel a slow job once it samples.

@@ -20,7 +20,10 @@ const STAGES = [
   ["delivering", "Delivering"],
 ];
 // Stages only some jobs have: shown once a job reaches them.
-const STAGE_LABEL = { ...Object.fromEntries(STAGES), interpolating: "Interpolating frames" };
+const OPTIONAL_STAGES = { downloading_lora: "Downloading LoRAs", interpolating: "Interpolating frames" };
+const STAGE_LABEL = { ...Object.fromEntries(STAGES), ...OPTIONAL_STAGES };
+const STAGE_ORDER = ["queued", "downloading_lora", "uploading", "loading_models", "encoding_prompt", "sampling_high",
+  "sampling_low", "decoding", "encoding_video", "interpolating", "delivering"];
 const FINAL = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED"]);
 const STATUS_TEXT = {
   IN_QUEUE: "Waiting in the queue",
@@ -538,8 +541,9 @@ function showProgress(p) {
     const li = document.createElement("li"); // a stage only some jobs have
     li.dataset.stage = p.stage;
     li.textContent = STAGE_LABEL[p.stage] || p.stage;
-    const delivering = $("stages").querySelector('li[data-stage="delivering"]');
-    $("stages").insertBefore(li, delivering);
+    const rank = (st) => (STAGE_ORDER.includes(st) ? STAGE_ORDER.indexOf(st) : STAGE_ORDER.length);
+    const next = [...$("stages").children].find((o) => rank(o.dataset.stage) > rank(p.stage));
+    $("stages").insertBefore(li, next || null);
   }
   for (const li of $("stages").children) {
     const current = li.dataset.stage === p.stage;
