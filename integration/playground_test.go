@@ -349,6 +349,10 @@ func TestPlayground(t *testing.T) {
 		t.Errorf("the length error is still %s after a new submit", got)
 	}
 	wait[bool](p, "sampling", `document.querySelector('#stages li[data-stage=sampling_high].seen') !== null`, 20*time.Second)
+	// After a reload the page follows the running job again.
+	p.do("reloading", chromedp.Reload(), chromedp.WaitVisible("#submit"))
+	wait[bool](p, "the job followed again", `document.getElementById('status').dataset.status === 'IN_PROGRESS' &&
+		!document.getElementById('cancel').hidden`, 10*time.Second)
 	p.shot("3-running")
 	p.do("cancelling", chromedp.Click("#cancel"))
 	wait[bool](p, "the cancelled state", `document.getElementById('status').dataset.status === 'CANCELLED' &&

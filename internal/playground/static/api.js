@@ -24,7 +24,7 @@ export function storeToken(token) {
 // client returns the API's calls. askToken(reason) resolves to a token, or
 // to null when the user declines.
 export function client(askToken) {
-  async function call(method, path, body) {
+  async function call(method, path, body, ask = true) {
     for (let attempt = 0; ; attempt++) {
       const headers = {};
       const token = storedToken();
@@ -36,7 +36,7 @@ export function client(askToken) {
       } catch (e) {
         throw new APIError(0, "the server did not answer (" + e.message + "); is serve --api still running?");
       }
-      if (resp.status === 401 && attempt < 3) {
+      if (resp.status === 401 && ask && attempt < 3) {
         const t = await askToken(token ? "The server refused this token; enter its API_TOKEN again." : "");
         if (!t) throw new APIError(401, "the server needs its API token (API_TOKEN); use the API token button");
         storeToken(t);
@@ -59,6 +59,8 @@ export function client(askToken) {
     run: (body) => call("POST", "run", body),
     stream: (id) => call("GET", job("stream", id)),
     status: (id) => call("GET", job("status", id)),
+    // statusQuiet is status without asking for the token (on page load).
+    statusQuiet: (id) => call("GET", job("status", id), undefined, false),
     cancel: (id) => call("POST", job("cancel", id)),
   };
 }

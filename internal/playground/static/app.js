@@ -808,6 +808,25 @@ function init() {
   });
   syncSeconds();
   renderHistory();
+  resume();
+}
+
+// resume brings the history's unfinished jobs up to date after a reload, and
+// follows the newest one that still runs. It never asks for the token.
+async function resume() {
+  let follow_ = "";
+  for (const e of history.load()) {
+    if (FINAL.has(e.status) || e.status === "GONE") continue;
+    try {
+      const st = await api.statusQuiet(e.id);
+      history.update(e.id, { status: st.status });
+      if (!FINAL.has(st.status) && !follow_) follow_ = e.id;
+    } catch (err) {
+      if (err instanceof APIError && err.status === 404) history.update(e.id, { status: "GONE" });
+    }
+  }
+  renderHistory();
+  if (follow_ && !state.job) follow(follow_);
 }
 
 init();
