@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/interna
 BIN := bin/wan22-worker
 FUZZTIME ?= 5s
 
-.PHONY: all build test test-unit fuzz lint bench e2e demo clean patch minor major image-deps lock-python gpu-bench gpu-bundle
+.PHONY: all build test test-unit fuzz lint bench e2e demo playground-screenshot clean patch minor major image-deps lock-python gpu-bench gpu-bundle
 
 all: build
 
@@ -64,6 +64,11 @@ gpu-bundle:
 ## (cmd/fakecomfy), with the image of test_input.json; writes demo.mp4 (scripts/demo.sh).
 demo:
 	./scripts/demo.sh
+
+## playground-screenshot: regenerate docs/playground.png, the screenshot the playground's browser test takes
+## (needs chromium and ffmpeg; the test skips without chromium).
+playground-screenshot:
+	set -o pipefail; go test -count=1 -v -run '^TestPlayground$$' ./integration/ -args -update-screenshot | grep -E '^(---|ok|FAIL|\s+playground_test)'
 
 clean:
 	rm -rf bin

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian/Ubuntu machine (run as
-# root): ffmpeg/ffprobe, and the Go modules. Idempotent: skips what is present.
+# root): ffmpeg/ffprobe, chromium (the playground's browser test), and the Go
+# modules. Idempotent: skips what is present.
 # With "--then CMD...", runs CMD after setting up.
 set -euo pipefail
 
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)

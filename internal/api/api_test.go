@@ -621,3 +621,40 @@ func TestOpenAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaygroundPage: the page and its assets load without the token (the
+// page asks for it); the API routes still need it, and only GET and HEAD
+// reach the page.
+func TestPlaygroundPage(t *testing.T) {
+	hs := start(t, func(o *api.Options) { o.Token = "s3cret" })
+	for _, tc := range []struct {
+		method, path string
+		want         int
+		wantType     string
+	}{
+		{"GET", "/", 200, "text/html"},
+		{"HEAD", "/", 200, "text/html"},
+		{"GET", "/playground/app.js", 200, "text/javascript"},
+		{"GET", "/v2/ep/", 401, "application/json"},
+		{"POST", "/", 401, "application/json"},
+		{"GET", "/health", 401, "application/json"},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), tc.method, hs.base+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.wantType) {
+			t.Errorf("%s %s = %d %s, want %d %s", tc.method, tc.path, resp.StatusCode,
+				resp.Header.Get("Content-Type"), tc.want, tc.wantType)
+		}
+	}
+	// With the token, POST / is no route (JSON, as every API answer).
+	if code, m := hs.call("POST", "/", "", "Authorization", "Bearer s3cret"); code != 404 || m["error"] == nil {
+		t.Errorf("POST / with the token = %d %v", code, m)
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/wan22-worker/wan22-worker/docs"
 	"github.com/wan22-worker/wan22-worker/internal/apperr"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
+	"github.com/wan22-worker/wan22-worker/internal/playground"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 	"github.com/wan22-worker/wan22-worker/internal/result"
 	"github.com/wan22-worker/wan22-worker/internal/startup"
@@ -55,10 +56,11 @@ const (
 
 // Server is the local API.
 type Server struct {
-	o   Options
-	h   worker.Handler
-	log *slog.Logger
-	mux *http.ServeMux
+	o    Options
+	h    worker.Handler
+	log  *slog.Logger
+	mux  *http.ServeMux
+	page http.Handler // the playground at /
 
 	mu      sync.Mutex
 	jobs    map[string]*job
@@ -96,7 +98,7 @@ type job struct {
 func New(o Options, h worker.Handler, log *slog.Logger) *Server {
 	o = o.withDefaults()
 	s := &Server{o: o, h: h, log: log, jobs: map[string]*job{}, wake: make(chan struct{}, 1),
-		closing: make(chan struct{})}
+		closing: make(chan struct{}), page: playground.Handler()}
 	s.hookCtx, s.stopHks = context.WithCancel(context.Background())
 	s.mux = http.NewServeMux()
 	for _, p := range []string{"", "/v2/{endpoint_id}"} {
@@ -117,12 +119,17 @@ func New(o Options, h worker.Handler, log *slog.Logger) *Server {
 }
 
 // Handler returns the routes, with authentication and body limits. Jobs run
-// only while Run or Serve runs.
+// only while Run or Serve runs. The OpenAPI document and the playground page
+// need no token (the page asks for it and sends it with every API call).
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/openapi.json" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(docs.OpenAPI())
+			return
+		}
+		if playground.Serves(r) {
+			s.page.ServeHTTP(w, r)
 			return
 		}
 		if !s.authorized(r) {
