@@ -48,6 +48,7 @@ func commands() []*command {
 		versionCommand(),
 		serveCommand(),
 		generateCommand(),
+		submitCommand(),
 		workflowCommand(),
 		validateCommand(),
 		modelsCommand(),

@@ -21,11 +21,73 @@ import (
 	"github.com/wan22-worker/wan22-worker/internal/worker"
 )
 
-// generateFlags are the job's fields as flags. Only the flags given on the
-// command line go into the job, so the job's own defaults apply to the rest.
-type generateFlags struct {
-	image, endImage, prompt, negative, out, id string
-	loras                                      loraFlags
+// jobFlags are the job's fields as flags, defined once for every command
+// that makes jobs (generate, submit). Only the flags given on the command
+// line go into the job, so the job's own defaults apply to the rest.
+type jobFlags struct {
+	fs                        *flag.FlagSet
+	image, endImage, negative string
+	prompts                   stringList
+	promptsFile               string
+	loras                     loraFlags
+	opts                      map[string]*string
+	chain                     chainFlags
+}
+
+// stringList collects a repeated string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " | ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// register defines the job flags on fs.
+func (g *jobFlags) register(fs *flag.FlagSet) {
+	g.fs = fs
+	fs.StringVar(&g.image, "image", "", "input image: a file (JPEG, PNG, WebP) or an http(s) URL")
+	fs.StringVar(&g.endImage, "end-image", "", "end frame (first-last-frame video): a file or an http(s) URL")
+	fs.Var(&g.prompts, "prompt", "what the video should show; repeated, a chain of clips (each from the last frame of the one before)")
+	fs.StringVar(&g.promptsFile, "prompts", "", "a file of prompts, one a line: a chain of clips")
+	fs.StringVar(&g.negative, "negative-prompt", "", "what to avoid (default: WAN's standard negative prompt)")
+	fs.Var(&g.loras, "lora", "extra LoRA NAME[:STRENGTH[:EXPERT]] (repeatable; expert both, high or low)")
+	fs.Var(loraURLFlag{&g.loras}, "lora-url", "extra LoRA downloaded from an http(s) URL of a .safetensors file (repeatable; strength 1, both experts)")
+	g.opts = map[string]*string{}
+	for _, o := range optionFlags {
+		v := &optValue{bool: o.kind == "bool"}
+		g.opts[o.name] = &v.s
+		fs.Var(v, o.name, o.help)
+	}
+	g.chain.register(fs)
+}
+
+// given reports which flags the command line set.
+func (g *jobFlags) given() map[string]bool {
+	given := map[string]bool{}
+	g.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return given
+}
+
+// promptList is the prompts of --prompt (repeated) or --prompts FILE.
+func (g *jobFlags) promptList() ([]string, error) {
+	if g.promptsFile == "" {
+		return g.prompts, nil
+	}
+	if len(g.prompts) > 0 {
+		return nil, fmt.Errorf("give --prompt or --prompts, not both")
+	}
+	b, err := os.ReadFile(g.promptsFile)
+	if err != nil {
+		return nil, fmt.Errorf("--prompts: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--prompts: %s has no prompt", g.promptsFile)
+	}
+	return out, nil
 }
 
 // loraFlags collects repeated --lora NAME[:STRENGTH[:EXPERT]].
@@ -105,50 +167,44 @@ var optionFlags = []struct{ name, kind, help string }{
 func generateCommand() *command {
 	c := &command{
 		name:    "generate",
-		usage:   "generate --image PATH|URL --prompt TEXT [option flags] -o out.mp4",
-		summary: "run one job end to end on ComfyUI (started by the worker, or --comfy-url) with a progress bar",
+		usage:   "generate --image PATH|URL --prompt TEXT [--prompt TEXT ...] [option flags] -o out.mp4",
+		summary: "run one job (or a chain of clips) end to end on ComfyUI (started by the worker, or --comfy-url) with a progress bar",
 	}
 	c.run = func(ctx context.Context, env *Env, args []string) int {
 		fs := newFlagSet(env, c)
-		var g generateFlags
-		fs.StringVar(&g.image, "image", "", "input image: a file (JPEG, PNG, WebP) or an http(s) URL")
-		fs.StringVar(&g.endImage, "end-image", "", "end frame (first-last-frame video): a file or an http(s) URL")
-		fs.StringVar(&g.prompt, "prompt", "", "what the video should show")
-		fs.StringVar(&g.negative, "negative-prompt", "", "what to avoid (default: WAN's standard negative prompt)")
-		fs.StringVar(&g.out, "o", "out.mp4", "output MP4 file")
-		fs.StringVar(&g.id, "id", "", "job id (default: generate-<time>)")
-		fs.Var(&g.loras, "lora", "extra LoRA NAME[:STRENGTH[:EXPERT]] (repeatable; expert both, high or low)")
-		fs.Var(loraURLFlag{&g.loras}, "lora-url", "extra LoRA downloaded from an http(s) URL of a .safetensors file (repeatable; strength 1, both experts)")
-		opts := map[string]*string{}
-		for _, o := range optionFlags {
-			v := &optValue{bool: o.kind == "bool"}
-			opts[o.name] = &v.s
-			fs.Var(v, o.name, o.help)
-		}
+		var g jobFlags
+		g.register(fs)
+		out := fs.String("o", "out.mp4", "output MP4 file")
+		id := fs.String("id", "", "job id (default: generate-<time>)")
 		cfg, code, ok := parseConfigFlags(env, fs, c.name, args)
 		if !ok {
 			return code
 		}
-		if g.image == "" || g.prompt == "" {
-			fmt.Fprintln(env.Stderr, "generate: --image and --prompt are required")
-			fs.Usage()
-			return exitInvalid
-		}
-		given := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-		input, err := generateInput(g, opts, given)
+		prompts, err := g.promptList()
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "generate: %v\n", err)
 			return exitInvalid
 		}
-		return generate(ctx, env, cfg, g, input)
+		if g.image == "" || len(prompts) == 0 {
+			fmt.Fprintln(env.Stderr, "generate: --image and --prompt are required")
+			fs.Usage()
+			return exitInvalid
+		}
+		input, err := g.input(prompts[0])
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "generate: %v\n", err)
+			return exitInvalid
+		}
+		input["options"].(map[string]any)["output"] = "volume"
+		return generate(ctx, env, cfg, generateRun{out: *out, id: *id, prompts: prompts, chain: g.chain, args: args}, input)
 	}
 	return c
 }
 
-// generateInput builds the job input from the flags.
-func generateInput(g generateFlags, opts map[string]*string, given map[string]bool) ([]byte, error) {
-	in := map[string]any{"prompt": g.prompt}
+// input builds the job input for one prompt from the flags: a local image
+// is read and sent as base64, a URL is passed through.
+func (g *jobFlags) input(prompt string) (map[string]any, error) {
+	in := map[string]any{"prompt": prompt}
 	var err error
 	if in["image"], err = imageField(g.image, "the image"); err != nil {
 		return nil, err
@@ -161,12 +217,13 @@ func generateInput(g generateFlags, opts map[string]*string, given map[string]bo
 	if g.negative != "" {
 		in["negative_prompt"] = g.negative
 	}
-	o := map[string]any{"output": "volume"}
+	given := g.given()
+	o := map[string]any{}
 	for _, f := range optionFlags {
 		if !given[f.name] {
 			continue
 		}
-		v, err := flagValue(f.kind, *opts[f.name])
+		v, err := flagValue(f.kind, *g.opts[f.name])
 		if err != nil {
 			return nil, fmt.Errorf("--%s: %w", f.name, err)
 		}
@@ -176,7 +233,11 @@ func generateInput(g generateFlags, opts map[string]*string, given map[string]bo
 		o["loras"] = g.loras
 	}
 	in["options"] = o
-	return json.Marshal(in)
+	return in, nil
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
 
 // imageField is an image flag's value in the job: a URL as it is, a file
@@ -237,7 +298,16 @@ func flagValue(kind, s string) (any, error) {
 	return s, nil
 }
 
-func generate(ctx context.Context, env *Env, cfg *config.Config, g generateFlags, input []byte) int {
+// generateRun is what generate does besides the job: where the video goes
+// and the chain's prompts.
+type generateRun struct {
+	out, id string
+	prompts []string
+	chain   chainFlags
+	args    []string
+}
+
+func generate(ctx context.Context, env *Env, cfg *config.Config, g generateRun, input map[string]any) int {
 	out, err := filepath.Abs(g.out)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "generate: %v\n", err)
@@ -280,39 +350,61 @@ func generate(ctx context.Context, env *Env, cfg *config.Config, g generateFlags
 	if id == "" {
 		id = "generate-" + time.Now().UTC().Format("20060102-150405")
 	}
-	var res *worker.Result
-	err = p.Start(ctx)
-	if err == nil {
-		res, err = p.Handle(ctx, id, input, bar.set)
+	chain := len(g.prompts) > 1
+	run := func(ctx context.Context, k int, in map[string]any, clipOut string) (map[string]any, []byte, error) {
+		jobID := id
+		if chain {
+			jobID = fmt.Sprintf("%s-clip%d", id, k+1)
+			if k > 0 {
+				bar = newJobBar()
+				r.Add(bar)
+			}
+		}
+		data, err := json.Marshal(in)
+		if err != nil {
+			return nil, nil, err
+		}
+		res, err := p.Handle(ctx, jobID, data, bar.set)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := os.Rename(res.VideoPath, clipOut); err != nil {
+			return nil, nil, fmt.Errorf("moving the video to %s: %w", clipOut, err)
+		}
+		res.VideoPath = clipOut
+		var lf []byte
+		if res.LastFramePath != "" {
+			if lf, err = os.ReadFile(res.LastFramePath); err != nil {
+				return nil, nil, err
+			}
+			p := lastFramePath(clipOut)
+			if err := os.Rename(res.LastFramePath, p); err != nil {
+				return nil, nil, fmt.Errorf("moving the last frame to %s: %w", p, err)
+			}
+			res.LastFramePath = p
+		}
+		m, err := toMap(res)
+		return m, lf, err
 	}
+	if err := p.Start(ctx); err != nil {
+		r.Stop()
+		printJobError(env, "generate", apperr.From(err))
+		return exitFailed
+	}
+	if chain {
+		return runChain(ctx, env, r, chainSpec{cmd: "generate", args: g.args, prompts: g.prompts, input: input,
+			out: out, flags: g.chain, report: func(err error) int {
+				printJobError(env, "generate", apperr.From(err))
+				return exitFailed
+			}}, run)
+	}
+	res, _, err := run(ctx, 0, input, out)
 	r.Stop()
 	if err != nil {
-		e := apperr.From(err)
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(map[string]any{"error": e.Error(), "output": map[string]any{"error": e}})
-		fmt.Fprintf(env.Stderr, "generate: %s\n", e.Error())
-		if e.Hint != "" {
-			fmt.Fprintf(env.Stderr, "hint: %s\n", e.Hint)
-		}
+		printJobError(env, "generate", apperr.From(err))
 		return exitFailed
 	}
-	if err := os.Rename(res.VideoPath, out); err != nil {
-		fmt.Fprintf(env.Stderr, "generate: moving the video to %s: %v\n", out, err)
-		return exitFailed
-	}
-	res.VideoPath = out
-	if res.LastFramePath != "" {
-		lf := strings.TrimSuffix(out, filepath.Ext(out)) + ".last.png"
-		if err := os.Rename(res.LastFramePath, lf); err != nil {
-			fmt.Fprintf(env.Stderr, "generate: moving the last frame to %s: %v\n", lf, err)
-			return exitFailed
-		}
-		res.LastFramePath = lf
-	}
-	enc := json.NewEncoder(env.Stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(res); err != nil {
+	if err := writeJSON(env.Stdout, res); err != nil {
 		return exitFailed
 	}
 	return exitOK
@@ -322,6 +414,18 @@ func generate(ctx context.Context, env *Env, cfg *config.Config, g generateFlags
 // line, with the elapsed time, while nothing changes (a long text encode on
 // CPU shows no progress for minutes).
 const heartbeat = 15 * time.Second
+
+// toMap turns a result into its JSON object.
+func toMap(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.UseNumber()
+	var m map[string]any
+	return m, d.Decode(&m)
+}
 
 // jobBar draws a job's progress: stage, bar, percent, sampler step, elapsed.
 type jobBar struct {

@@ -12,6 +12,9 @@ import (
 
 // TestGenerateInput checks that the option flags become the job's options
 // with the JSON types the contract wants, and only when given.
+// imgs are the image flags of a case.
+type imgs struct{ image, endImage string }
+
 func TestGenerateInput(t *testing.T) {
 	dir := t.TempDir()
 	img, end := filepath.Join(dir, "a.png"), filepath.Join(dir, "b.png")
@@ -22,42 +25,49 @@ func TestGenerateInput(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		g     generateFlags
+		g     imgs
 		flags map[string]string
 		want  map[string]any // options
 		top   map[string]any // top-level fields besides prompt and image
 		bad   bool
 	}{
-		{"none", generateFlags{image: img}, nil, map[string]any{"output": "volume"}, nil, false},
-		{"issue 12 options", generateFlags{image: img, endImage: "https://example.com/end.png"}, map[string]string{
+		{"none", imgs{image: img}, nil, map[string]any{"output": "volume"}, nil, false},
+		{"issue 12 options", imgs{image: img, endImage: "https://example.com/end.png"}, map[string]string{
 			"resolution": "480p", "aspect-ratio": "16:9", "preset": "quality", "cfg-high": "3.5", "cfg-low": "1",
 			"distill-lora": "low", "video-quality": "high", "interpolate": "3:ffmpeg",
 		}, map[string]any{"output": "volume", "resolution": "480p", "aspect_ratio": "16:9", "preset": "quality",
 			"cfg_high": 3.5, "cfg_low": 1.0, "distill_lora": "low", "video_quality": "high",
 			"interpolate": map[string]any{"factor": 3.0, "method": "ffmpeg"}},
 			map[string]any{"end_image": "https://example.com/end.png"}, false},
-		{"interpolate factor only, end image file", generateFlags{image: img, endImage: end}, map[string]string{"interpolate": "2"},
+		{"interpolate factor only, end image file", imgs{image: img, endImage: end}, map[string]string{"interpolate": "2"},
 			map[string]any{"output": "volume", "interpolate": map[string]any{"factor": 2.0}},
 			map[string]any{"end_image": base64.StdEncoding.EncodeToString([]byte("png bytes"))}, false},
-		{"interpolate not a number", generateFlags{image: img}, map[string]string{"interpolate": "two"}, nil, nil, true},
-		{"cfg-high not a number", generateFlags{image: img}, map[string]string{"cfg-high": "high"}, nil, nil, true},
-		{"end image missing", generateFlags{image: img, endImage: filepath.Join(dir, "nope.png")}, nil, nil, nil, true},
+		{"interpolate not a number", imgs{image: img}, map[string]string{"interpolate": "two"}, nil, nil, true},
+		{"cfg-high not a number", imgs{image: img}, map[string]string{"cfg-high": "high"}, nil, nil, true},
+		{"end image missing", imgs{image: img, endImage: filepath.Join(dir, "nope.png")}, nil, nil, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts, given := map[string]*string{}, map[string]bool{}
-			for _, f := range optionFlags {
-				v := tt.flags[f.name]
-				opts[f.name] = &v
-				_, given[f.name] = tt.flags[f.name]
-			}
-			for k := range tt.flags {
-				if _, ok := opts[k]; !ok {
+			fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+			var g jobFlags
+			g.register(fs)
+			var args []string
+			for k, v := range tt.flags {
+				if fs.Lookup(k) == nil {
 					t.Fatalf("no flag --%s", k)
 				}
+				args = append(args, "--"+k+"="+v)
 			}
-			tt.g.prompt = "x"
-			b, err := generateInput(tt.g, opts, given)
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			g.image, g.endImage = tt.g.image, tt.g.endImage
+			var b []byte
+			in0, err := g.input("x")
+			if err == nil {
+				in0["options"].(map[string]any)["output"] = "volume"
+				b, err = json.Marshal(in0)
+			}
 			if tt.bad {
 				if err == nil {
 					t.Fatalf("no error; input %s", b)
