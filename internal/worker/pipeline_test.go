@@ -498,7 +498,7 @@ func TestStartupTimeline(t *testing.T) {
 			t.Errorf("no model_loaded step for %s: %v", file, names)
 			continue
 		}
-		if s.Bytes != int64(n) || s.Source != "local" || s.TookMS < 5 || s.MBPerS <= 0 || !strings.HasPrefix(s.Path, dir) {
+		if s.Bytes != int64(n) || s.Source != "local" || s.TookMS < 1 || s.MBPerS <= 0 || !strings.HasPrefix(s.Path, dir) {
 			t.Errorf("%s: %+v", file, s)
 		}
 	}
