@@ -107,7 +107,7 @@ func (s *scripted) Handle(ctx context.Context, id string, input json.RawMessage,
 			return nil, ctx.Err()
 		}
 	}
-	return &worker.Result{Video: "AAAA", Filename: "wan2_2_00001.mp4", PromptID: id, FilesCount: 1,
+	return &worker.Result{Video: worker.Base64("AAAA"), Filename: "wan2_2_00001.mp4", PromptID: id, FilesCount: 1,
 		MimeType: "video/mp4", Width: 64, Height: 64, Frames: 5, FrameRate: 16, Seed: 1}, nil
 }
 

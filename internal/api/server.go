@@ -698,7 +698,7 @@ func (s *Server) execute(ctx context.Context, j *job) {
 // finishLocked records a final state, wakes waiters and sends the webhook.
 func (s *Server) finishLocked(j *job, state string, out result.Outcome) {
 	j.status, j.finished = state, s.o.Now()
-	j.output, j.errStr = out.Output, out.Error
+	j.output, j.errStr = out.Output.JSON(), out.Error
 	if state == Cancelled {
 		j.output = nil
 	}

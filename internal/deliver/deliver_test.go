@@ -7,9 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,7 +198,7 @@ func TestInlineBoundary(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					raw, err := base64.StdEncoding.DecodeString(got.Video)
+					raw, err := base64.StdEncoding.DecodeString(string(got.Video))
 					if err != nil || !bytes.Equal(raw, v.data) {
 						t.Fatalf("inline video does not decode to the file (%v)", err)
 					}
@@ -279,7 +281,7 @@ func TestVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPath := filepath.Join(out, "_._job_1", "wan2_2_00001.mp4")
-	if got.Path != wantPath || got.Mode != job.OutputVolume || got.Video != "" {
+	if got.Path != wantPath || got.Mode != job.OutputVolume || len(got.Video) != 0 {
 		t.Fatalf("path %q mode %q, want %q", got.Path, got.Mode, wantPath)
 	}
 	if b := mp4test.ReadFile(t, got.Path); !bytes.Equal(b, v.data) {
@@ -446,7 +448,7 @@ func TestInlineWithoutTempFile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
-		if raw, _ := base64.StdEncoding.DecodeString(got.Video); !bytes.Equal(raw, v.data) || got.SHA256 != sha(v.data) || got.Info.Frames != 5 {
+		if raw, _ := base64.StdEncoding.DecodeString(string(got.Video)); !bytes.Equal(raw, v.data) || got.SHA256 != sha(v.data) || got.Info.Frames != 5 {
 			t.Fatalf("%s: delivered %d bytes, sha %s, info %+v", mode, len(raw), got.SHA256, got.Info)
 		}
 	}
@@ -488,9 +490,59 @@ func TestNotAnMP4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ProbeErr == nil || got.Info.MimeType != "video/mp4" || got.Video == "" {
+	if got.ProbeErr == nil || got.Info.MimeType != "video/mp4" || len(got.Video) == 0 {
 		t.Errorf("delivered %+v", got)
 	}
+}
+
+// TestInlineChunks: an inline video delivered from memory is hashed and
+// encoded chunk by chunk while it is read; whatever the sizes of the reads
+// and wherever the video ends relative to a chunk, the text is the base64 of
+// the whole video and the digest its SHA-256, through the memory path and
+// through the temp-file path alike.
+func TestInlineChunks(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 2, 3, 4, inlineChunk - 1, inlineChunk, inlineChunk + 1, inlineChunk + 2, 3*inlineChunk + 5} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(rnd.Uint32())
+		}
+		for _, size := range []int64{int64(n), -1} { // known: memory; unknown: temp file
+			t.Run(fmt.Sprintf("%d/size%d", n, size), func(t *testing.T) {
+				d := newDeliverer(t, Options{InlineMaxBytes: 1 << 22, TempDir: t.TempDir()})
+				got, err := d.Deliver(t.Context(), Request{JobID: "j", Filename: "v.mp4",
+					Video: &jaggedReader{data: data, rnd: rand.New(rand.NewPCG(uint64(n), 3))}, Size: size})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got.Video) != base64.StdEncoding.EncodeToString(data) {
+					t.Errorf("the text is not the video's base64 (%d bytes for %d)", len(got.Video), n)
+				}
+				if got.SHA256 != sha(data) || got.SizeBytes != int64(n) {
+					t.Errorf("sha %s size %d, want %s %d", got.SHA256, got.SizeBytes, sha(data), n)
+				}
+			})
+		}
+	}
+}
+
+// jaggedReader returns its data in reads of random sizes, from 1 byte to
+// 100 KiB, sometimes together with io.EOF.
+type jaggedReader struct {
+	data []byte
+	rnd  *rand.Rand
+}
+
+func (r *jaggedReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[:min(len(r.data), 1+r.rnd.IntN(100<<10))])
+	r.data = r.data[n:]
+	if len(r.data) == 0 && r.rnd.IntN(2) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // TestLastFrame checks that LastFrame returns exactly the final frame: the

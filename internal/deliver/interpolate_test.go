@@ -60,7 +60,7 @@ func TestInterpolate(t *testing.T) {
 					t.Errorf("job folder holds %d entries, want only the video", len(entries))
 				}
 			} else {
-				if data, err = base64.StdEncoding.DecodeString(got.Video); err != nil {
+				if data, err = base64.StdEncoding.DecodeString(string(got.Video)); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -197,7 +197,7 @@ func TestS3Upload(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertEmptyDir(t, tmp)
-			if got.Mode != job.OutputS3 || got.Video != "" || got.Key != "wan22/job-"+string(mode)+"/wan2_2_00001.mp4" {
+			if got.Mode != job.OutputS3 || len(got.Video) != 0 || got.Key != "wan22/job-"+string(mode)+"/wan2_2_00001.mp4" {
 				t.Errorf("mode %q key %q inline %d bytes", got.Mode, got.Key, len(got.Video))
 			}
 			if !strings.Contains(got.URL, "X-Amz-Signature=") || !strings.Contains(got.URL, "X-Amz-Expires=3600") {

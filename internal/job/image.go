@@ -3,9 +3,11 @@ package job
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"image/png"
 	"net/url"
@@ -194,6 +196,11 @@ type header struct {
 	width       int // as stored, before orientation
 	height      int
 	orientation int // EXIF orientation, 1 to 8
+	// plain is true when decoding is known from the header to give pixels
+	// that are opaque by construction, of a type asFaithful accepts: a
+	// grey, RGB (8-bit) or paletted PNG without a tRNS chunk, or a grey or
+	// YCbCr JPEG.
+	plain bool
 }
 
 // decoded is a fully decoded image.
@@ -313,7 +320,42 @@ func inspect(data []byte, lim Limits) (header, error) {
 			cfg.Width, cfg.Height, px, lim.MaxImagePixels),
 			"downscale it before sending; 2048 pixels on the long side is plenty for a video")
 	}
-	return header{format: format, width: cfg.Width, height: cfg.Height, orientation: exifOrientation(format, data)}, nil
+	return header{format: format, width: cfg.Width, height: cfg.Height, orientation: exifOrientation(format, data),
+		plain: plainPixels(format, cfg.ColorModel, data)}, nil
+}
+
+// plainPixels is header.plain: what decoding will give, from the header.
+// (png.DecodeConfig stops after IHDR, so a tRNS chunk is looked for here.)
+func plainPixels(format string, m color.Model, data []byte) bool {
+	switch format {
+	case FormatJPEG:
+		return m == color.YCbCrModel || m == color.GrayModel
+	case FormatPNG:
+		_, paletted := m.(color.Palette)
+		return (m == color.RGBAModel || m == color.GrayModel || paletted) && !pngTransparency(data)
+	}
+	return false
+}
+
+// pngTransparency reports whether a PNG may have transparency from a tRNS
+// chunk: one before the first IDAT (where the format puts it), or a chunk
+// list that cannot be walked that far.
+func pngTransparency(data []byte) bool {
+	for off := 8; off+8 <= len(data); {
+		n := int64(binary.BigEndian.Uint32(data[off:]))
+		switch string(data[off+4 : off+8]) {
+		case "tRNS":
+			return true
+		case "IDAT":
+			return false
+		}
+		next := int64(off) + 12 + n // length, type, data, CRC
+		if next > int64(len(data)) {
+			break
+		}
+		off = int(next)
+	}
+	return true
 }
 
 // decodeImage checks the header (limits first) and then decodes the pixels.
@@ -322,25 +364,39 @@ func decodeImage(data []byte, lim Limits) (*decoded, error) {
 	if err != nil {
 		return nil, err
 	}
-	var img image.Image
-	switch hdr.format {
+	d := &decoded{hdr: hdr, data: data}
+	if err := d.decodePixels(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// decodePixels decodes the pixels of an inspected image into d.img.
+func (d *decoded) decodePixels() error {
+	var (
+		img image.Image
+		err error
+	)
+	r := bytes.NewReader(d.data)
+	switch d.hdr.format {
 	case FormatJPEG:
-		img, err = jpeg.Decode(bytes.NewReader(data))
+		img, err = jpeg.Decode(r)
 	case FormatPNG:
-		img, err = png.Decode(bytes.NewReader(data))
+		img, err = png.Decode(r)
 	case FormatWebP:
-		img, err = webp.Decode(bytes.NewReader(data))
+		img, err = webp.Decode(r)
 	}
 	if err != nil {
-		return nil, apperr.Field(apperr.ImageInvalid, "image",
-			fmt.Sprintf("the %s image cannot be decoded: %v", strings.ToUpper(hdr.format), err),
+		return apperr.Field(apperr.ImageInvalid, "image",
+			fmt.Sprintf("the %s image cannot be decoded: %v", strings.ToUpper(d.hdr.format), err),
 			"the file is damaged, truncated or uses an unusual encoding; export it again as PNG or baseline JPEG")
 	}
-	if b := img.Bounds(); b.Dx() != hdr.width || b.Dy() != hdr.height {
-		return nil, apperr.Field(apperr.ImageInvalid, "image",
-			fmt.Sprintf("the %s image says it is %d×%d but decodes to %d×%d", strings.ToUpper(hdr.format),
-				hdr.width, hdr.height, b.Dx(), b.Dy()),
+	if b := img.Bounds(); b.Dx() != d.hdr.width || b.Dy() != d.hdr.height {
+		return apperr.Field(apperr.ImageInvalid, "image",
+			fmt.Sprintf("the %s image says it is %d×%d but decodes to %d×%d", strings.ToUpper(d.hdr.format),
+				d.hdr.width, d.hdr.height, b.Dx(), b.Dy()),
 			"the file is damaged; export it again")
 	}
-	return &decoded{img: img, hdr: hdr, data: data}, nil
+	d.img = img
+	return nil
 }

@@ -44,6 +44,25 @@ func loraKeys() []string { return []string{"name", "url", "sha256", "strength", 
 // wrong: every field error is reported at once, and the image of a job with
 // bad fields is still checked (from its header) when it is inline.
 func Parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetcher) (*Job, error) {
+	j, err := ParseDeferred(ctx, id, input, lim, fetch)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.Verify(); err != nil {
+		return nil, err
+	}
+	j.unverified = nil
+	return j, nil
+}
+
+// ParseDeferred is Parse, except for an image that its header alone shows
+// to be the prepared image already (a PNG or JPEG of exactly the video size,
+// upright, without alpha): that file becomes Job.Prepared as it came, and
+// its pixels are left for Job.Verify to decode. The caller runs Verify
+// alongside what follows (uploading the image, queueing the graph) and
+// stops the job if it fails: for a typical input this takes decoding, the
+// largest part of validation, off the job's path.
+func ParseDeferred(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetcher) (*Job, error) {
 	return parse(ctx, id, input, lim, fetch, rand.Reader)
 }
 
@@ -104,12 +123,25 @@ func parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetc
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if j.Prepared, j.PreparedFormat, err = prepare(img, o.Fit, o.Width, o.Height); err != nil {
-		return nil, err
+	if img.hdr.plain && img.hdr.orientation <= 1 && img.hdr.width == o.Width && img.hdr.height == o.Height {
+		// The file is the prepared image, as far as its header tells: its
+		// pixels are decoded by Verify (below, or alongside ComfyUI's work
+		// for ParseDeferred).
+		j.Prepared, j.PreparedFormat, j.unverified = img.data, img.hdr.format, img
+	} else {
+		if err := img.decodePixels(); err != nil {
+			return nil, err
+		}
+		if j.Prepared, j.PreparedFormat, err = prepare(img, o.Fit, o.Width, o.Height); err != nil {
+			return nil, err
+		}
 	}
 	if end != nil {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if err := end.decodePixels(); err != nil {
+			return nil, endImageError(err)
 		}
 		if j.EndPNG, err = encodeRendered(end, o.Fit, o.Width, o.Height); err != nil {
 			return nil, endImageError(err)
@@ -118,8 +150,9 @@ func parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetc
 	return &j, nil
 }
 
-// readImage fetches (for a URL) and decodes an image. Its errors name the
-// field "image"; endImageError renames them for end_image.
+// readImage fetches (for a URL) and inspects an image: its header is read
+// and checked, its pixels are not decoded yet (decoded.decodePixels). Its
+// errors name the field "image"; endImageError renames them for end_image.
 func readImage(ctx context.Context, src imageSource, lim Limits, fetch *Fetcher) (*decoded, ImageInfo, error) {
 	data := src.data
 	if src.kind == SourceURL {
@@ -135,10 +168,11 @@ func readImage(ctx context.Context, src imageSource, lim Limits, fetch *Fetcher)
 	if err := ctx.Err(); err != nil {
 		return nil, ImageInfo{}, err
 	}
-	img, err := decodeImage(data, lim)
+	hdr, err := inspect(data, lim)
 	if err != nil {
 		return nil, ImageInfo{}, err
 	}
+	img := &decoded{hdr: hdr, data: data}
 	w, h := img.orientedSize()
 	return img, ImageInfo{Source: src.kind, Format: img.hdr.format, Width: w, Height: h, Bytes: len(data),
 		Orientation: img.hdr.orientation}, nil

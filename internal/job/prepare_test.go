@@ -5,6 +5,8 @@ import (
 	"image"
 	"image/color"
 	"testing"
+
+	"github.com/wan22-worker/wan22-worker/internal/apperr"
 )
 
 // TestPreparedKeepsFaithfulInput: an input that already is the prepared
@@ -58,5 +60,118 @@ func TestUploadNameFollowsFormat(t *testing.T) {
 		if got := (&Job{ID: "j1", PreparedFormat: format}).UploadName(); got != want {
 			t.Errorf("format %q: UploadName() = %q, want %q", format, got, want)
 		}
+	}
+}
+
+// TestPlainHeader: the header alone says which files decode to pixels that
+// asFaithful accepts (no alpha channel, no tRNS, 8-bit or less, grey, RGB,
+// paletted or YCbCr), and every file it calls plain does decode to such
+// pixels — the promise ParseDeferred relies on to skip decoding.
+func TestPlainHeader(t *testing.T) {
+	grad := gradient(64, 48)
+	translucent := gradient(64, 48)
+	translucent.SetRGBA(3, 3, color.RGBA{10, 20, 30, 0x80})
+	gray, gray16 := image.NewGray(grad.Bounds()), image.NewGray16(grad.Bounds())
+	opaquePal := image.NewPaletted(grad.Bounds(), color.Palette{color.Black, color.White, color.RGBA{200, 10, 10, 255}})
+	clearPal := image.NewPaletted(grad.Bounds(), color.Palette{color.Black, color.Transparent})
+	twoColours := image.NewPaletted(grad.Bounds(), color.Palette{color.Black, color.White}) // 1-bit
+	for i := range opaquePal.Pix {
+		opaquePal.Pix[i], clearPal.Pix[i], twoColours.Pix[i] = uint8(i%3), uint8(i%2), uint8(i%2)
+		gray.Pix[i] = uint8(i)
+	}
+	rgb := encodePNG(t, grad)
+	const ihdrEnd = 8 + 8 + 13 + 4
+	withTRNS := append(append(append([]byte{}, rgb[:ihdrEnd]...), pngChunk("tRNS", []byte{0, 1, 0, 2, 0, 3})...), rgb[ihdrEnd:]...)
+	tests := []struct {
+		name  string
+		data  []byte
+		plain bool
+	}{
+		{"RGB PNG", rgb, true},
+		{"grey PNG", encodePNG(t, gray), true},
+		{"paletted PNG", encodePNG(t, opaquePal), true},
+		{"1-bit paletted PNG", encodePNG(t, twoColours), true},
+		{"YCbCr JPEG", encodeJPEG(t, grad), true},
+		{"grey JPEG", encodeJPEG(t, gray), true},
+		{"RGBA PNG", encodePNG(t, translucent), false},
+		{"RGB PNG with tRNS", withTRNS, false},
+		{"paletted PNG with a clear colour", encodePNG(t, clearPal), false},
+		{"16-bit grey PNG", encodePNG(t, gray16), false},
+		{"WebP", fixture(t, "lossless.webp"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr, err := inspect(tt.data, testLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hdr.plain != tt.plain {
+				t.Errorf("plain = %v, want %v", hdr.plain, tt.plain)
+			}
+			d, err := decodeImage(tt.data, testLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hdr.plain && !asFaithful(d, hdr.width, hdr.height) {
+				t.Errorf("plain by its header, but its pixels (%T) are not what asFaithful accepts", d.img)
+			}
+		})
+	}
+}
+
+// TestParseDeferred: a file that its header shows to be the prepared image
+// is passed through undecoded by ParseDeferred and checked by Verify, which
+// turns damaged pixels into IMAGE_INVALID; Parse verifies at once. A file
+// that needs rendering is decoded by both, so a damaged one fails them both.
+func TestParseDeferred(t *testing.T) {
+	good := encodePNG(t, gradient(64, 48))
+	damaged := append([]byte{}, good...)
+	idat := bytes.Index(damaged, []byte("IDAT"))
+	for i := idat + 4; i < idat+40; i++ {
+		damaged[i] ^= 0x5a
+	}
+	tests := []struct {
+		name             string
+		img              []byte
+		w, h             int
+		passedThrough    bool
+		deferredParseErr bool
+		verifyErr        bool
+	}{
+		{"at size", good, 64, 48, true, false, false},
+		{"damaged, at size", damaged, 64, 48, true, false, true},
+		{"resized", good, 128, 96, false, false, false},
+		{"damaged, resized", damaged, 128, 96, false, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			input := mustJSON(t, map[string]any{"prompt": "a cat", "image": b64(tt.img), "options": map[string]any{"width": tt.w, "height": tt.h}})
+			j, err := ParseDeferred(t.Context(), "j", input, testLimits(), nil)
+			if tt.deferredParseErr {
+				if e := apperr.As(err); e == nil || e.Code != apperr.ImageInvalid {
+					t.Fatalf("ParseDeferred: %v, want IMAGE_INVALID", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Equal(j.Prepared, tt.img); got != tt.passedThrough {
+				t.Errorf("passed through: %v, want %v", got, tt.passedThrough)
+			}
+			verr := j.Verify()
+			if (verr != nil) != tt.verifyErr {
+				t.Fatalf("Verify: %v, want an error: %v", verr, tt.verifyErr)
+			}
+			_, perr := Parse(t.Context(), "j", input, testLimits(), nil)
+			if (perr != nil) != tt.verifyErr {
+				t.Fatalf("Parse: %v, want an error: %v", perr, tt.verifyErr)
+			}
+			for _, err := range []error{verr, perr} {
+				if e := apperr.As(err); err != nil && (e == nil || e.Code != apperr.ImageInvalid || e.Field != "image") {
+					t.Errorf("error %v, want IMAGE_INVALID on image", err)
+				}
+			}
+		})
 	}
 }

@@ -22,11 +22,39 @@ type Outcome struct {
 	// Error is "CODE: message" on failure, empty on success.
 	Error string `json:"error,omitempty"`
 	// Output is the result on success, {"error": {...}} on failure.
-	Output json.RawMessage `json:"output,omitempty"`
+	Output Body `json:"-"`
 	// StopPod asks RunPod to replace this worker after the job.
 	StopPod bool `json:"stopPod,omitempty"`
 	// Err is the typed error of a failed job; nil on success.
 	Err *apperr.Error `json:"-"`
+}
+
+// Body is JSON text held in pieces to send one after the other: an inline
+// video's base64 is a piece of its own, never copied into a joined buffer.
+type Body [][]byte
+
+// Len is the length of the joined text.
+func (b Body) Len() int {
+	n := 0
+	for _, p := range b {
+		n += len(p)
+	}
+	return n
+}
+
+// JSON is the text in one piece (a copy, unless it is one piece already).
+func (b Body) JSON() json.RawMessage {
+	switch len(b) {
+	case 0:
+		return nil
+	case 1:
+		return b[0]
+	}
+	out := make([]byte, 0, b.Len())
+	for _, p := range b {
+		out = append(out, p...)
+	}
+	return out
 }
 
 // Failed reports whether the job failed.
@@ -47,7 +75,7 @@ func (o Outcome) Parts() [][]byte {
 		tail = append(tail, `,"stopPod":true`...)
 	}
 	tail = append(tail, '}')
-	if len(o.Output) == 0 {
+	if o.Output.Len() == 0 {
 		if o.Error == "" && o.StopPod {
 			tail = tail[1:] // no comma after a bare '{'
 		}
@@ -57,22 +85,13 @@ func (o Outcome) Parts() [][]byte {
 		head = append(head, ',')
 	}
 	head = append(head, `"output":`...)
-	return [][]byte{head, o.Output, tail}
+	parts := make([][]byte, 0, len(o.Output)+2)
+	parts = append(append(append(parts, head), o.Output...), tail)
+	return parts
 }
 
 // JSON is the job-done body in one piece (see Parts).
-func (o Outcome) JSON() []byte {
-	parts := o.Parts()
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	b := make([]byte, 0, n)
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
+func (o Outcome) JSON() []byte { return Body(o.Parts()).JSON() }
 
 // errorOutput is output.error of a failed job.
 type errorOutput struct {
@@ -89,12 +108,12 @@ func Finish(res *worker.Result, err error, cause error) Outcome {
 			return Fail(apperr.New(apperr.Internal, "the handler returned neither a result nor an error",
 				"this is a bug in the worker; report it with the worker's log"))
 		}
-		b, merr := res.JSON()
+		parts, merr := res.JSONParts()
 		if merr != nil {
 			return Fail(apperr.Wrap(apperr.Internal, merr, "the result could not be encoded as JSON: "+merr.Error(),
 				"this is a bug in the worker; report it with the worker's log"))
 		}
-		return Outcome{Output: b}
+		return Outcome{Output: parts}
 	}
 	return Fail(ErrorOf(err, cause))
 }
@@ -105,7 +124,7 @@ func Fail(e *apperr.Error) Outcome {
 	if err != nil {
 		b = []byte(`{"error":{"code":"INTERNAL","message":"unencodable error"}}`)
 	}
-	return Outcome{Error: e.Error(), Output: b, Err: e}
+	return Outcome{Error: e.Error(), Output: Body{b}, Err: e}
 }
 
 // ErrorOf maps any error to the typed error users see: a typed error is kept;

@@ -21,7 +21,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func res(id string) *worker.Result {
-	return &worker.Result{Video: "AAAA", Filename: "wan2_2_00001.mp4", PromptID: id, FilesCount: 1,
+	return &worker.Result{Video: worker.Base64("AAAA"), Filename: "wan2_2_00001.mp4", PromptID: id, FilesCount: 1,
 		MimeType: "video/mp4", Width: 64, Height: 64, Frames: 5, FrameRate: 16, Seed: 7, SizeBytes: 3}
 }
 
@@ -80,9 +80,9 @@ func TestPartsJoinToJSON(t *testing.T) {
 		{StopPod: true},
 		{Error: "INTERNAL: x"},
 		{Error: "INTERNAL: x", StopPod: true},
-		{Output: []byte(`{"video":"QUJD"}`)},
-		{Output: []byte(`{"video":"QUJD"}`), StopPod: true},
-		{Error: "OUT_OF_MEMORY: \"quoted\"", Output: []byte(`{"error":{"code":"OUT_OF_MEMORY"}}`), StopPod: true},
+		{Output: result.Body{[]byte(`{"video":"QUJD"}`)}},
+		{Output: result.Body{[]byte(`{"video":"QUJD"}`)}, StopPod: true},
+		{Error: "OUT_OF_MEMORY: \"quoted\"", Output: result.Body{[]byte(`{"error":{"code":"OUT_OF_MEMORY"}}`)}, StopPod: true},
 	} {
 		body := o.JSON()
 		var m map[string]json.RawMessage
@@ -93,9 +93,9 @@ func TestPartsJoinToJSON(t *testing.T) {
 		if o.Error != "" {
 			want++
 		}
-		if len(o.Output) > 0 {
+		if o.Output.Len() > 0 {
 			want++
-			if string(m["output"]) != string(o.Output) {
+			if string(m["output"]) != string(o.Output.JSON()) {
 				t.Errorf("output = %s, want %s", m["output"], o.Output)
 			}
 		}

@@ -61,7 +61,7 @@ func (s *scripted) Calls() []string {
 
 // result is the canned result for a job.
 func result(id string) *worker.Result {
-	return &worker.Result{Video: "AAAA", Filename: "wan2_2_00001.mp4", PromptID: id, FilesCount: 1,
+	return &worker.Result{Video: worker.Base64("AAAA"), Filename: "wan2_2_00001.mp4", PromptID: id, FilesCount: 1,
 		MimeType: "video/mp4", Width: 64, Height: 64, Frames: 5, FrameRate: 16, Seed: 7, SizeBytes: 3}
 }
 

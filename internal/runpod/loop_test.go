@@ -226,7 +226,7 @@ func TestRefusedResultIsReplacedBySmallError(t *testing.T) {
 	big := strings.Repeat("A", 4096)
 	bigResult := func(_ context.Context, id string, _ json.RawMessage, _ progress.Func) (*worker.Result, error) {
 		r := result(id)
-		r.Video = big
+		r.Video = worker.Base64(big)
 		return r, nil
 	}
 	tests := []struct {

@@ -1,10 +1,13 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,7 +110,7 @@ func TestHandleInline(t *testing.T) {
 	if !strings.HasSuffix(res.Filename, ".mp4") {
 		t.Errorf("filename = %q", res.Filename)
 	}
-	video, err := base64.StdEncoding.DecodeString(res.Video)
+	video, err := base64.StdEncoding.DecodeString(string(res.Video))
 	if err != nil || int64(len(video)) != res.SizeBytes {
 		t.Fatalf("inline video: %d bytes, size_bytes %d, err %v", len(video), res.SizeBytes, err)
 	}
@@ -167,7 +170,7 @@ func TestHandleVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Video != "" || res.VideoPath == "" {
+	if len(res.Video) != 0 || res.VideoPath == "" {
 		t.Fatalf("volume result = %+v", res)
 	}
 	fi, err := os.Stat(res.VideoPath)
@@ -223,6 +226,55 @@ func TestHandleErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDamagedImagePassedThrough: an image whose header shows it is the
+// prepared image already is uploaded without being decoded first; when its
+// pixels turn out to be unreadable, the job fails IMAGE_INVALID on "image"
+// (not as ComfyUI's error, whatever ComfyUI did with the file meanwhile) and
+// a prompt that reached ComfyUI is interrupted.
+func TestDamagedImagePassedThrough(t *testing.T) {
+	needFFmpeg(t)
+	// Large and damaged near its end, so that decoding fails late.
+	img := image.NewRGBA(image.Rect(0, 0, 832, 832))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i*7 + i/3331)
+		if i%4 == 3 {
+			img.Pix[i] = 0xff
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	damaged := buf.Bytes()
+	iend := bytes.LastIndex(damaged, []byte("IEND"))
+	for i := iend - 400; i < iend-300; i++ {
+		damaged[i] ^= 0x5a
+	}
+	in, err := json.Marshal(map[string]any{"prompt": "a cat", "image": base64.StdEncoding.EncodeToString(damaged),
+		"options": map[string]any{"width": 832, "height": 832, "length": 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, fake := start(t, comfytest.Options{StepDelay: 2 * time.Second}, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	res, err := p.Handle(ctx, "job-damaged", in, nil)
+	e := apperr.As(err)
+	if res != nil || e == nil || e.Code != apperr.ImageInvalid || e.Field != "image" || e.Hint == "" {
+		t.Fatalf("result %v, error %v: want IMAGE_INVALID on image, with a hint", res, err)
+	}
+	var uploaded, queued, interrupted bool
+	for _, r := range fake.Requests() {
+		uploaded = uploaded || r.Path == "/upload/image"
+		queued = queued || (r.Method == "POST" && r.Path == "/prompt")
+		interrupted = interrupted || r.Path == "/interrupt"
+	}
+	if queued && !interrupted {
+		t.Error("the prompt reached ComfyUI and was not interrupted")
+	}
+	t.Logf("uploaded %v, queued %v, interrupted %v", uploaded, queued, interrupted)
 }
 
 func TestMissingProfileModel(t *testing.T) {
@@ -391,7 +443,7 @@ func TestHandleEndFrameInterpolatedQuality(t *testing.T) {
 	if res.Width != 848 || res.Height != 480 || res.Frames != 17 || res.FrameRate != 32 {
 		t.Errorf("metadata = %dx%d %d frames @%v", res.Width, res.Height, res.Frames, res.FrameRate)
 	}
-	video, err := base64.StdEncoding.DecodeString(res.Video)
+	video, err := base64.StdEncoding.DecodeString(string(res.Video))
 	if err != nil {
 		t.Fatal(err)
 	}

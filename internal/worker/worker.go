@@ -26,7 +26,7 @@ type Handler interface {
 // Result is the job output contract (DESIGN.md §4). The first four fields are
 // the original spec's.
 type Result struct {
-	Video      string `json:"video,omitempty"`
+	Video      Base64 `json:"video,omitempty"`
 	Filename   string `json:"filename"`
 	PromptID   string `json:"prompt_id"`
 	FilesCount int    `json:"files_count"`
@@ -70,25 +70,34 @@ type Timings struct {
 	Total     int64 `json:"total"`
 }
 
-// JSON encodes the result. An inline video is by far the largest part of a
-// result (megabytes of base64, which needs no escaping), so it is spliced
-// into the encoding of the other fields rather than run through the JSON
-// encoder: the output is allocated once, at its final size, and the video is
-// copied once.
-func (r *Result) JSON() ([]byte, error) {
+// Base64 is base64 text kept as bytes: an inline video's text is megabytes,
+// written in place by the delivery and spliced into the result's JSON
+// (Result.JSONParts) without being copied or scanned again.
+type Base64 []byte
+
+// MarshalJSON encodes the text as a JSON string (base64 needs no escaping).
+func (b Base64) MarshalJSON() ([]byte, error) {
+	out := make([]byte, 0, len(b)+2)
+	out = append(out, '"')
+	out = append(out, b...)
+	return append(out, '"'), nil
+}
+
+// JSONParts encodes the result as pieces of JSON text to send one after the
+// other. An inline video is by far the largest part of a result, so its
+// base64 is a piece of its own, passed through as it is (never copied or run
+// through the JSON encoder); the other fields are encoded as usual.
+func (r *Result) JSONParts() ([][]byte, error) {
 	meta := *r
-	meta.Video = ""
+	meta.Video = nil
 	b, err := json.Marshal(&meta)
 	if err != nil {
 		return nil, err
 	}
-	if r.Video == "" {
-		return b, nil
+	if len(r.Video) == 0 {
+		return [][]byte{b}, nil
 	}
-	const head = `{"video":"`
-	out := make([]byte, 0, len(head)+len(r.Video)+2+len(b)-1)
-	out = append(out, head...)
-	out = append(out, r.Video...)
-	out = append(out, '"', ',')
-	return append(out, b[1:]...), nil // b is {"filename":...}: drop its '{'
+	// b is {"filename":...}: its '{' becomes the video's closing quote and comma.
+	b[0] = ','
+	return [][]byte{[]byte(`{"video":"`), r.Video, append([]byte{'"'}, b...)}, nil
 }
