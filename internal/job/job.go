@@ -143,10 +143,6 @@ type Job struct {
 	// EndPNG is the prepared end frame (always a rendered PNG); nil without
 	// end_image.
 	EndPNG []byte `json:"-"`
-
-	// unverified is the image passed through as Prepared by ParseDeferred
-	// whose pixels are still to be decoded (Verify); nil when none is left.
-	unverified *decoded
 }
 
 // UploadName is the file name the image is uploaded to ComfyUI under, derived

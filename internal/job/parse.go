@@ -44,25 +44,6 @@ func loraKeys() []string { return []string{"name", "url", "sha256", "strength", 
 // wrong: every field error is reported at once, and the image of a job with
 // bad fields is still checked (from its header) when it is inline.
 func Parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetcher) (*Job, error) {
-	j, err := ParseDeferred(ctx, id, input, lim, fetch)
-	if err != nil {
-		return nil, err
-	}
-	if err := j.Verify(); err != nil {
-		return nil, err
-	}
-	j.unverified = nil
-	return j, nil
-}
-
-// ParseDeferred is Parse, except for an image that its header alone shows
-// to be the prepared image already (a PNG or JPEG of exactly the video size,
-// upright, without alpha): that file becomes Job.Prepared as it came, and
-// its pixels are left for Job.Verify to decode. The caller runs Verify
-// alongside what follows (uploading the image, queueing the graph) and
-// stops the job if it fails: for a typical input this takes decoding, the
-// largest part of validation, off the job's path.
-func ParseDeferred(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetcher) (*Job, error) {
 	return parse(ctx, id, input, lim, fetch, rand.Reader)
 }
 
@@ -123,11 +104,11 @@ func parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetc
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if img.hdr.plain && img.hdr.orientation <= 1 && img.hdr.width == o.Width && img.hdr.height == o.Height {
-		// The file is the prepared image, as far as its header tells: its
-		// pixels are decoded by Verify (below, or alongside ComfyUI's work
-		// for ParseDeferred).
-		j.Prepared, j.PreparedFormat, j.unverified = img.data, img.hdr.format, img
+	if img.hdr.format == FormatPNG && img.hdr.plain && img.hdr.orientation <= 1 &&
+		img.hdr.width == o.Width && img.hdr.height == o.Height && checkPNG(img.data) == nil {
+		// The file is the prepared image and is known to decode: it is
+		// uploaded as it came, without decoding its pixels.
+		j.Prepared, j.PreparedFormat = img.data, FormatPNG
 	} else {
 		if err := img.decodePixels(); err != nil {
 			return nil, err

@@ -2,11 +2,9 @@ package job
 
 import (
 	"bytes"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
-	"strings"
 
 	"golang.org/x/image/draw"
 
@@ -241,27 +239,4 @@ func orient(src *image.RGBA, orientation int) *image.RGBA {
 		}
 	}
 	return dst
-}
-
-// Verify decodes the pixels of an image that ParseDeferred passed through
-// on the strength of its header, and reports IMAGE_INVALID when they cannot
-// be read. It returns nil at once when there is nothing left to check (every
-// image Parse returns). It reads the job and changes nothing, so it may run
-// alongside other work on the job.
-func (j *Job) Verify() error {
-	if j.unverified == nil {
-		return nil
-	}
-	d := decoded{hdr: j.unverified.hdr, data: j.unverified.data}
-	if err := d.decodePixels(); err != nil {
-		return err
-	}
-	if !asFaithful(&d, j.Options.Width, j.Options.Height) {
-		// plainPixels promised more than the pixels hold: only a damaged
-		// or unusual file can do that.
-		return apperr.Field(apperr.ImageInvalid, "image",
-			fmt.Sprintf("the %s image's pixels do not match what its header says", strings.ToUpper(d.hdr.format)),
-			"the file is damaged or uses an unusual encoding; export it again as PNG or baseline JPEG")
-	}
-	return nil
 }

@@ -119,11 +119,11 @@ func TestPlainHeader(t *testing.T) {
 	}
 }
 
-// TestParseDeferred: a file that its header shows to be the prepared image
-// is passed through undecoded by ParseDeferred and checked by Verify, which
-// turns damaged pixels into IMAGE_INVALID; Parse verifies at once. A file
-// that needs rendering is decoded by both, so a damaged one fails them both.
-func TestParseDeferred(t *testing.T) {
+// TestPassThroughChecked: a PNG that is the prepared image already is
+// uploaded as it came after the quick check (checkPNG) vouches for it; a
+// damaged one is decoded instead and fails IMAGE_INVALID, as it does when it
+// needs rendering.
+func TestPassThroughChecked(t *testing.T) {
 	good := encodePNG(t, gradient(64, 48))
 	damaged := append([]byte{}, good...)
 	idat := bytes.Index(damaged, []byte("IDAT"))
@@ -131,25 +131,24 @@ func TestParseDeferred(t *testing.T) {
 		damaged[i] ^= 0x5a
 	}
 	tests := []struct {
-		name             string
-		img              []byte
-		w, h             int
-		passedThrough    bool
-		deferredParseErr bool
-		verifyErr        bool
+		name          string
+		img           []byte
+		w, h          int
+		passedThrough bool
+		invalid       bool
 	}{
-		{"at size", good, 64, 48, true, false, false},
-		{"damaged, at size", damaged, 64, 48, true, false, true},
-		{"resized", good, 128, 96, false, false, false},
-		{"damaged, resized", damaged, 128, 96, false, true, false},
+		{"at size", good, 64, 48, true, false},
+		{"damaged, at size", damaged, 64, 48, false, true},
+		{"resized", good, 128, 96, false, false},
+		{"damaged, resized", damaged, 128, 96, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			input := mustJSON(t, map[string]any{"prompt": "a cat", "image": b64(tt.img), "options": map[string]any{"width": tt.w, "height": tt.h}})
-			j, err := ParseDeferred(t.Context(), "j", input, testLimits(), nil)
-			if tt.deferredParseErr {
-				if e := apperr.As(err); e == nil || e.Code != apperr.ImageInvalid {
-					t.Fatalf("ParseDeferred: %v, want IMAGE_INVALID", err)
+			j, err := Parse(t.Context(), "j", input, testLimits(), nil)
+			if tt.invalid {
+				if e := apperr.As(err); e == nil || e.Code != apperr.ImageInvalid || e.Field != "image" || e.Hint == "" {
+					t.Fatalf("error %v, want IMAGE_INVALID on image with a hint", err)
 				}
 				return
 			}
@@ -158,19 +157,6 @@ func TestParseDeferred(t *testing.T) {
 			}
 			if got := bytes.Equal(j.Prepared, tt.img); got != tt.passedThrough {
 				t.Errorf("passed through: %v, want %v", got, tt.passedThrough)
-			}
-			verr := j.Verify()
-			if (verr != nil) != tt.verifyErr {
-				t.Fatalf("Verify: %v, want an error: %v", verr, tt.verifyErr)
-			}
-			_, perr := Parse(t.Context(), "j", input, testLimits(), nil)
-			if (perr != nil) != tt.verifyErr {
-				t.Fatalf("Parse: %v, want an error: %v", perr, tt.verifyErr)
-			}
-			for _, err := range []error{verr, perr} {
-				if e := apperr.As(err); err != nil && (e == nil || e.Code != apperr.ImageInvalid || e.Field != "image") {
-					t.Errorf("error %v, want IMAGE_INVALID on image", err)
-				}
 			}
 		})
 	}

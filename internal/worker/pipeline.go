@@ -313,32 +313,11 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 	}
 	prog(progress.Progress{Stage: progress.Queued})
 
-	// 1. Validate and prepare the image (no ComfyUI involved). An image that
-	// its header shows to be the prepared one already is uploaded as it came,
-	// and its pixels are decoded alongside the upload and ComfyUI's work: if
-	// they cannot be read, the job stops with IMAGE_INVALID.
-	j, err := job.ParseDeferred(ctx, id, input, p.limits, p.fetch)
+	// 1. Validate and prepare the image (no ComfyUI involved).
+	j, err := job.Parse(ctx, id, input, p.limits, p.fetch)
 	if err != nil {
 		return nil, err
 	}
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	checked := make(chan error, 1)
-	go func() {
-		err := j.Verify()
-		if err != nil {
-			stop(err)
-		}
-		checked <- err
-	}()
-	imageErr := sync.OnceValue(func() error { return <-checked })
-	defer func() {
-		if err != nil {
-			if ierr := imageErr(); ierr != nil {
-				res, err = nil, ierr // the job failed because its image is unreadable
-			}
-		}
-	}()
 	if err := p.fetchLoRAs(ctx, j, prog); err != nil {
 		return nil, err
 	}
@@ -397,9 +376,6 @@ func (p *Pipeline) Handle(ctx context.Context, id string, input json.RawMessage,
 		Steps: built.Steps, Split: built.Split, ExtraPNGInfo: built.ExtraPNGInfo, OnProgress: onComfy(prog, comfyTop(j)),
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := imageErr(); err != nil {
 		return nil, err
 	}
 	tm.Queue = waited + out.Timings.Queued.Milliseconds()
