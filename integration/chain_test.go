@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func TestGenerateChain(t *testing.T) {
 	cmd := exec.Command(binary, "generate", "--image", testImage(t, dir),
 		"--prompt", "a lighthouse at dusk", "--prompt", "the light turns on", "--prompt", "night falls",
 		"--width", "64", "--height", "64", "--length", strconv.Itoa(length), "--steps", "2", "--seed", "41",
-		"--keep-clips", "--comfy-url", fake.URL, "-o", out)
+		"--end-image", testImage(t, t.TempDir()), "--keep-clips", "--comfy-url", fake.URL, "-o", out)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -87,5 +88,15 @@ func TestGenerateChain(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("--keep-clips: %v", err)
 		}
+	}
+	// --end-image is where the chain ends: only the last clip's graph has it.
+	var firstLast []bool
+	for _, r := range fake.Requests() {
+		if r.Method == "POST" && r.Path == "/prompt" {
+			firstLast = append(firstLast, strings.Contains(r.Body, "WanFirstLastFrameToVideo"))
+		}
+	}
+	if want := []bool{false, false, true}; !slices.Equal(firstLast, want) {
+		t.Errorf("clips with the end image: %v, want %v", firstLast, want)
 	}
 }

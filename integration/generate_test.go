@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,11 +81,53 @@ func TestGenerateBadInput(t *testing.T) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
-	if code := exitCode(err); code != 1 {
-		t.Fatalf("exit code %d, want 1\n%s", code, stderr.String())
+	if code := exitCode(err); code != 2 { // an input error, as submit and validate say it
+		t.Fatalf("exit code %d, want 2\n%s", code, stderr.String())
 	}
 	if !strings.Contains(string(stdout), `"IMAGE_INVALID: `) || !strings.Contains(stderr.String(), "hint:") {
 		t.Errorf("stdout %s\nstderr %s", stdout, stderr.String())
+	}
+}
+
+// TestGenerateInterrupted: Ctrl-C during a job interrupts ComfyUI's prompt,
+// prints CANCELLED and exits 130, as submit does.
+func TestGenerateInterrupted(t *testing.T) {
+	needFFmpeg(t)
+	fake := fakeComfy(t, comfytest.Options{StepDelay: 2 * time.Second})
+	dir := t.TempDir()
+	img, err := base64.StdEncoding.DecodeString(testInput(t, nil)["image"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgPath := filepath.Join(dir, "in.png")
+	if err := os.WriteFile(imgPath, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "generate", "--image", imgPath, "--prompt", "x", "--width", "64", "--height", "64",
+		"--length", "5", "--comfy-url", fake.URL, "-o", filepath.Join(dir, "o.mp4"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.ContainsFunc(fake.Requests(), func(r comfytest.Request) bool { return r.Path == "/prompt" }) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the prompt never reached ComfyUI\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	if code := exitCode(cmd.Wait()); code != 130 {
+		t.Fatalf("exit code %d, want 130\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "CANCELLED") {
+		t.Errorf("stderr does not say the job was cancelled:\n%s", stderr.String())
+	}
+	if !slices.ContainsFunc(fake.Requests(), func(r comfytest.Request) bool { return r.Path == "/interrupt" }) {
+		t.Error("ComfyUI's prompt was not interrupted")
 	}
 }
 

@@ -114,6 +114,9 @@ func runChain(ctx context.Context, env *Env, r *progress.Renderer, s chainSpec, 
 		in["prompt"] = s.prompts[k]
 		in["image"] = image
 		o["last_frame"] = k < n-1 || userLast
+		if k < n-1 {
+			delete(in, "end_image") // the chain ends on the end image: the last clip's
+		}
 		if seedGiven {
 			o["seed"] = json.Number(strconv.FormatUint(seed+uint64(k), 10))
 		}
@@ -178,6 +181,30 @@ func runChain(ctx context.Context, env *Env, r *progress.Renderer, s chainSpec, 
 
 // printJobError prints a job's typed error: the result JSON on stdout, and
 // code, message, field and hint on stderr.
+// jobFailed prints the error of a job run here (printJobError) and returns
+// the exit code: 130 when the command was interrupted (Ctrl-C ended ctx),
+// 2 when the job's input must change (inputCode), 1 otherwise — as submit.
+func jobFailed(ctx context.Context, env *Env, cmd string, err error) int {
+	e := apperr.From(err)
+	printJobError(env, cmd, e)
+	switch {
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case inputCode(e.Code):
+		return exitInvalid
+	}
+	return exitFailed
+}
+
+// inputCode reports whether a job error means "change the job" (exit 2).
+func inputCode(c apperr.Code) bool {
+	switch c {
+	case apperr.InvalidInput, apperr.ImageInvalid, apperr.ImageTooLarge, apperr.ImageFetchFailed:
+		return true
+	}
+	return false
+}
+
 func printJobError(env *Env, cmd string, e *apperr.Error) {
 	_ = writeJSON(env.Stdout, map[string]any{"error": e.Error(), "output": map[string]any{"error": e}})
 	fmt.Fprintf(env.Stderr, "%s: %s\n", cmd, e.Error())

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wan22-worker/wan22-worker/internal/apperr"
 	"github.com/wan22-worker/wan22-worker/internal/config"
 	"github.com/wan22-worker/wan22-worker/internal/logging"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
@@ -388,21 +387,18 @@ func generate(ctx context.Context, env *Env, cfg *config.Config, g generateRun, 
 	}
 	if err := p.Start(ctx); err != nil {
 		r.Stop()
-		printJobError(env, "generate", apperr.From(err))
-		return exitFailed
+		return jobFailed(ctx, env, "generate", err)
 	}
 	if chain {
 		return runChain(ctx, env, r, chainSpec{cmd: "generate", args: g.args, prompts: g.prompts, input: input,
 			out: out, flags: g.chain, report: func(err error) int {
-				printJobError(env, "generate", apperr.From(err))
-				return exitFailed
+				return jobFailed(ctx, env, "generate", err)
 			}}, run)
 	}
 	res, _, err := run(ctx, 0, input, out)
 	r.Stop()
 	if err != nil {
-		printJobError(env, "generate", apperr.From(err))
-		return exitFailed
+		return jobFailed(ctx, env, "generate", err)
 	}
 	if err := writeJSON(env.Stdout, res); err != nil {
 		return exitFailed

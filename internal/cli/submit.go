@@ -475,15 +475,6 @@ func jobError(st *endpoint.Status) error {
 	return &apperr.Error{Code: apperr.ExecutionFailed, Message: msg}
 }
 
-// inputCodes are the job errors that mean "change the job" (exit 2).
-func inputCode(c apperr.Code) bool {
-	switch c {
-	case apperr.InvalidInput, apperr.ImageInvalid, apperr.ImageTooLarge, apperr.ImageFetchFailed:
-		return true
-	}
-	return false
-}
-
 // report prints err and returns the exit code: 2 for a job's input error,
 // 130 after Ctrl-C, 1 for anything else.
 func (s *submitter) report(err error) int {
