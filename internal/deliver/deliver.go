@@ -5,12 +5,13 @@
 //
 // # How a delivery runs
 //
-// The video stream (ComfyUI's /view response) is copied once while its
-// SHA-256 is computed: into memory for an inline video of known size up to
-// 8 MiB (hashed and base64-encoded chunk by chunk while the rest is read),
-// else to a spool file, in the volume's job folder for output=volume (so
-// that the final file is a rename away) or in a temp folder. The video is
-// probed with mp4.Probe; with Request.Interpolate ffmpeg interpolates it into
+// The video stream (ComfyUI's /view response) is read once while its
+// SHA-256 is computed. An inline video of known size (Content-Length) is
+// hashed and base64-encoded chunk by chunk while the rest is read, and only
+// its text is kept; any other goes to a spool file, in the volume's job
+// folder for output=volume (so that the final file is a rename away) or in a
+// temp folder. The video is probed with mp4.Probe (from the text, decoding
+// only what it reads, or from the file); with Request.Interpolate ffmpeg interpolates it into
 // a second file next to it, which replaces it (Interpolation); the last frame
 // is extracted from it with ffmpeg when asked, and then it is delivered:
 // base64 encoded into the result, uploaded from the file, or renamed into
@@ -26,9 +27,10 @@
 // Copying to a file uses one 256 KiB buffer; probing reads only box headers
 // and sample tables (64 KiB buffer).
 //   - inline: the base64 text, one buffer of exactly base64(size) bytes (4/3
-//     of the video) written in place, plus the raw video while it is read when
-//     it is delivered from memory (8 MiB at most). The result's JSON splices
-//     the text in without copying it (worker.Result.JSONParts).
+//     of the video) written in place, and four 192 KiB chunk buffers while
+//     it is read (a video of unknown size goes through a temp file instead).
+//     The result's JSON splices the text in without copying it
+//     (worker.Result.JSONParts).
 //   - S3: the uploader reads parts straight from the spool file (section
 //     readers, no part buffers); memory is constant in the video's size.
 //   - volume: constant.
@@ -37,7 +39,6 @@
 package deliver
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -350,16 +351,9 @@ func mb(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// memSpoolMax is the largest video (raw bytes, known length) an inline
-// delivery keeps in memory instead of a temp file: small enough that the
-// bytes, their base64 and the result body stay well within the worker's
-// memory target; larger inline videos take the temp-file path.
-const memSpoolMax = 8 << 20
-
-// spooled is the video copied to a local file, or for a small inline one,
-// held in memory (mem non-nil, file nil) with its base64 text.
+// spooled is the video copied to a local file or, for an inline video of
+// known size, only its base64 text (file nil; readerAt decodes from it).
 type spooled struct {
-	mem     []byte
 	text    []byte
 	file    *os.File
 	path    string
@@ -371,9 +365,38 @@ type spooled struct {
 // readerAt reads the spooled video.
 func (s *spooled) readerAt() io.ReaderAt {
 	if s.file == nil {
-		return bytes.NewReader(s.mem)
+		return &textReaderAt{text: s.text, size: s.size}
 	}
 	return s.file
+}
+
+// textReaderAt reads the bytes that a base64 text encodes, decoding only
+// the groups of 4 characters that cover each read (probing the video reads
+// box headers and sample tables, a small part of it).
+type textReaderAt struct {
+	text []byte
+	size int64
+}
+
+func (r *textReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("negative offset")
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), r.size)
+	g0, g1 := off/3, (end+2)/3 // the groups of 3 bytes that hold [off, end)
+	raw := make([]byte, (g1-g0)*3)
+	n, err := base64.StdEncoding.Decode(raw, r.text[g0*4:g1*4])
+	if err != nil {
+		return 0, err
+	}
+	m := copy(p, raw[off-g0*3:min(int64(n), end-g0*3)])
+	if m < len(p) {
+		return m, io.EOF
+	}
+	return m, nil
 }
 
 func (s *spooled) cleanup() {
@@ -391,9 +414,9 @@ func (d *Deliverer) spool(ctx context.Context, mode job.Output, req Request, fil
 		return nil, apperr.New(apperr.OutputMissing, "no video stream to deliver", "this is a bug in the worker; report it with the worker's log")
 	}
 	// ffmpeg reads a file: the last frame and interpolation need one.
-	if mode == job.OutputBase64 && !req.LastFrame && req.Interpolate == nil && req.Size > 0 && req.Size <= memSpoolMax &&
+	if mode == job.OutputBase64 && !req.LastFrame && req.Interpolate == nil && req.Size > 0 &&
 		Base64Len(req.Size) <= d.opts.InlineMaxBytes {
-		return d.spoolMemory(ctx, mode, req)
+		return d.spoolText(ctx, mode, req)
 	}
 	var (
 		f   *os.File
@@ -455,84 +478,80 @@ func (d *Deliverer) spool(ctx context.Context, mode job.Output, req Request, fil
 	return sp, nil
 }
 
-// inlineChunk is how much of the stream is hashed and encoded at a time
-// while the rest is still being read: a multiple of 3, so that each chunk's
-// base64 stands alone (no padding inside the text).
+// inlineChunk is how much of the stream is read, hashed and encoded at a
+// time: a multiple of 3, so that each chunk's base64 stands alone (no
+// padding inside the text).
 const inlineChunk = 3 << 16 // 192 KiB
 
-// spoolMemory reads a video of known size (req.Size, which fits inline) into
-// memory, and hashes and base64-encodes it on the way: each chunk, once read,
-// goes to two helpers (SHA-256 and base64 run side by side, on other cores)
-// while the next chunk is read, so that when the stream ends only its last
-// chunk is left to process. The base64 text is written in place into one
-// buffer of its final size.
-func (d *Deliverer) spoolMemory(ctx context.Context, mode job.Output, req Request) (*spooled, error) {
-	raw := make([]byte, req.Size+1) // one more byte to notice a longer stream
+// inlineBuffers is how many chunks may be in flight between the reader and
+// the helper that hashes and encodes them.
+const inlineBuffers = 4
+
+// spoolText reads a video of known size (req.Size, which fits inline) and
+// keeps only its base64 text, written in place into one buffer of its final
+// size: each chunk, once read, goes to a helper that hashes and encodes it
+// (on another core) while the next chunk is read, so that when the stream
+// ends only its last chunk is left to process. The raw video is never held
+// whole: a few chunk buffers are reused.
+func (d *Deliverer) spoolText(ctx context.Context, mode job.Output, req Request) (*spooled, error) {
+	type chunk struct {
+		buf []byte
+		off int64
+	}
 	text := make([]byte, Base64Len(req.Size))
-	chunks := int(req.Size/inlineChunk) + 1
-	toHash, toEncode := make(chan [2]int, chunks), make(chan [2]int, chunks)
+	free, filled := make(chan []byte, inlineBuffers), make(chan chunk, inlineBuffers)
+	for range inlineBuffers {
+		free <- make([]byte, inlineChunk)
+	}
 	h := sha256.New()
-	var helpers sync.WaitGroup
-	helpers.Go(func() {
-		for c := range toHash {
-			h.Write(raw[c[0]:c[1]])
+	var helper sync.WaitGroup
+	helper.Go(func() {
+		for c := range filled {
+			h.Write(c.buf)
+			base64.StdEncoding.Encode(text[c.off/3*4:], c.buf)
+			free <- c.buf[:cap(c.buf)]
 		}
 	})
-	helpers.Go(func() {
-		for c := range toEncode {
-			base64.StdEncoding.Encode(text[c[0]/3*4:], raw[c[0]:c[1]])
+	stopped := false
+	stop := func() { // every chunk handed out is hashed and encoded
+		if !stopped {
+			stopped = true
+			close(filled)
+			helper.Wait()
 		}
-	})
-	handOut := func(from, to int) {
-		toHash <- [2]int{from, to}
-		toEncode <- [2]int{from, to}
 	}
-	finish := func() {
-		close(toHash)
-		close(toEncode)
-		helpers.Wait()
-	}
+	defer stop()
 
 	src := &ctxReader{ctx: ctx, r: req.Video}
-	size := int(req.Size)
-	n, done := 0, 0 // bytes read; bytes handed out
-	for {
-		if n == len(raw) { // the stream is longer than it said
-			finish()
-			return nil, apperr.New(apperr.ComfyUnavailable,
-				fmt.Sprintf("the video stream sent more than its announced %d bytes", req.Size),
-				"ComfyUI sent a damaged response; retry the job")
-		}
-		m, err := src.Read(raw[n:])
-		n += m
-		for n-done >= inlineChunk && done+inlineChunk <= size {
-			handOut(done, done+inlineChunk)
-			done += inlineChunk
-		}
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, io.EOF) {
-			finish()
-			return nil, streamError(ctx, err, mode)
-		}
-		break
-	}
-	if n != size {
-		finish()
-		if n == 0 {
+	for off := int64(0); off < req.Size; {
+		buf := (<-free)[:min(inlineChunk, req.Size-off)]
+		n, err := io.ReadFull(src, buf)
+		switch {
+		case err == nil:
+		case (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && off+int64(n) == 0:
 			return nil, apperr.New(apperr.OutputMissing, "the video is empty (0 bytes)",
 				"ComfyUI wrote an empty file; check ComfyUI's log for errors from the video encoder")
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, apperr.New(apperr.ComfyUnavailable,
+				fmt.Sprintf("the video stream ended after %d of %d bytes", off+int64(n), req.Size),
+				"ComfyUI stopped sending the video; retry the job")
+		default:
+			return nil, streamError(ctx, err, mode)
 		}
+		filled <- chunk{buf: buf, off: off}
+		off += int64(n)
+	}
+	var one [1]byte
+	switch _, err := io.ReadFull(src, one[:]); {
+	case err == nil:
 		return nil, apperr.New(apperr.ComfyUnavailable,
-			fmt.Sprintf("the video stream ended after %d of %d bytes", n, req.Size),
-			"ComfyUI stopped sending the video; retry the job")
+			fmt.Sprintf("the video stream sent more than its announced %d bytes", req.Size),
+			"ComfyUI sent a damaged response; retry the job")
+	case !errors.Is(err, io.EOF):
+		return nil, streamError(ctx, err, mode)
 	}
-	if done < n {
-		handOut(done, n)
-	}
-	finish()
-	return &spooled{mem: raw[:n], text: text, size: req.Size, sha256: hex.EncodeToString(h.Sum(nil))}, nil
+	stop()
+	return &spooled{text: text, size: req.Size, sha256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 // streamError maps a failure while copying the stream.

@@ -495,7 +495,7 @@ func TestNotAnMP4(t *testing.T) {
 	}
 }
 
-// TestInlineChunks: an inline video delivered from memory is hashed and
+// TestInlineChunks: an inline video of known size is hashed and
 // encoded chunk by chunk while it is read; whatever the sizes of the reads
 // and wherever the video ends relative to a chunk, the text is the base64 of
 // the whole video and the digest its SHA-256, through the memory path and
@@ -522,6 +522,31 @@ func TestInlineChunks(t *testing.T) {
 					t.Errorf("sha %s size %d, want %s %d", got.SHA256, got.SizeBytes, sha(data), n)
 				}
 			})
+		}
+	}
+}
+
+// TestTextReaderAt: reading the video back from its base64 text gives the
+// bytes and the io.EOF that a reader over the bytes themselves gives, at
+// every offset and length around the groups of 3.
+func TestTextReaderAt(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 100} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*37 + 11)
+		}
+		text := []byte(base64.StdEncoding.EncodeToString(data))
+		r := &textReaderAt{text: text, size: int64(n)}
+		want := bytes.NewReader(data)
+		for off := int64(0); off <= int64(n)+1; off++ {
+			for l := 0; l <= 8; l++ {
+				got, exp := make([]byte, l), make([]byte, l)
+				gn, gerr := r.ReadAt(got, off)
+				wn, werr := want.ReadAt(exp, off)
+				if gn != wn || !bytes.Equal(got[:gn], exp[:wn]) || (gerr == nil) != (werr == nil) {
+					t.Fatalf("size %d, ReadAt(%d bytes, %d) = %d %q %v, want %d %q %v", n, l, off, gn, got[:gn], gerr, wn, exp[:wn], werr)
+				}
+			}
 		}
 	}
 }
