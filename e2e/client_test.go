@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wan22-worker/wan22-worker/internal/job"
+	"github.com/wan22-worker/wan22-worker/internal/workflow"
 )
 
 // comfyClient is the few calls of ComfyUI's API the direct test needs, kept
@@ -234,4 +237,34 @@ func ensureTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// runBuilt uploads a built job's image (and its end frame, when the graph
+// has one), runs the graph on srv and returns the run and its video; any
+// failure ends the test, with the end of ComfyUI's log.
+func (c *comfyClient) runBuilt(ctx context.Context, t *testing.T, srv *server, b *workflow.Built, j *job.Job) (*run, outputFile, []byte) {
+	t.Helper()
+	if err := c.upload(ctx, b.ImageName, j.Prepared); err != nil {
+		t.Fatal(err)
+	}
+	if b.EndImageName != "" {
+		if err := c.upload(ctx, b.EndImageName, j.EndPNG); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := c.runPrompt(ctx, b.Graph, j.ID, b.ExtraPNGInfo)
+	if err != nil {
+		t.Fatalf("running the graph: %v\nComfyUI log:\n%s", err, tail(srv.log, 30))
+	}
+	if r.status != 200 {
+		t.Fatalf("POST /prompt: %d %s", r.status, r.body)
+	}
+	if r.err != nil {
+		t.Fatalf("execution failed: %s\nComfyUI log:\n%s", r.err, tail(srv.log, 30))
+	}
+	f, data, err := c.video(ctx, j.ID, b.OutputNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, f, data
 }

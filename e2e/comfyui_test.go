@@ -121,23 +121,7 @@ func TestComfyUIProductionGraph(t *testing.T) {
 		if err != nil {
 			t.Fatalf("workflow.Build: %v", err)
 		}
-		if err := c.upload(ctx, b.ImageName, j.Prepared); err != nil {
-			t.Fatal(err)
-		}
-		r, err := c.runPrompt(ctx, b.Graph, j.ID, b.ExtraPNGInfo)
-		if err != nil {
-			t.Fatalf("running the graph: %v\nComfyUI log:\n%s", err, tail(srv.log, 30))
-		}
-		if r.status != 200 {
-			t.Fatalf("POST /prompt: %d %s", r.status, r.body)
-		}
-		if r.err != nil {
-			t.Fatalf("execution failed: %s\nComfyUI log:\n%s", r.err, tail(srv.log, 30))
-		}
-		f, data, err := c.video(ctx, j.ID, b.OutputNode)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, f, data := c.runBuilt(ctx, t, srv, b, j)
 		wantPrefix := workflow.OutputSubfolder + "/" + j.ID
 		if !strings.HasPrefix(f.Subfolder, wantPrefix) || !strings.HasPrefix(f.Filename, workflow.OutputBaseName) || !strings.HasSuffix(f.Filename, ".mp4") {
 			t.Errorf("output file %+v, want %s/%s*.mp4", f, wantPrefix, workflow.OutputBaseName)

@@ -4,15 +4,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"image"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -78,27 +75,7 @@ func TestComfyUIFirstLastFrame(t *testing.T) {
 		if b.Graph[workflow.NodeImageToVideo].ClassType != workflow.ClassFirstLastFrame {
 			t.Fatalf("conditioning node %s", b.Graph[workflow.NodeImageToVideo].ClassType)
 		}
-		ctx := ensureTimeout(t, 20*time.Minute)
-		if err := c.upload(ctx, b.ImageName, j.Prepared); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.upload(ctx, b.EndImageName, j.EndPNG); err != nil {
-			t.Fatal(err)
-		}
-		r, err := c.runPrompt(ctx, b.Graph, j.ID, b.ExtraPNGInfo)
-		if err != nil {
-			t.Fatalf("running the graph: %v\nComfyUI log:\n%s", err, tail(srv.log, 30))
-		}
-		if r.status != 200 {
-			t.Fatalf("POST /prompt: %d %s", r.status, r.body)
-		}
-		if r.err != nil {
-			t.Fatalf("execution failed: %s\nComfyUI log:\n%s", r.err, tail(srv.log, 30))
-		}
-		_, data, err := c.video(ctx, j.ID, b.OutputNode)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, _, data := c.runBuilt(ensureTimeout(t, 20*time.Minute), t, srv, b, j)
 		checkVideo(t, data)
 		reportTimings(t, b, r)
 	})
@@ -115,19 +92,9 @@ func TestComfyUIFirstLastFrame(t *testing.T) {
 		if err := os.WriteFile(end, endImage(t), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "generate", "--image", start, "--end-image", end, "--prompt", prompt,
+		stdout, _ := generateOutput(t, bin, e.workerEnv(t, models, e.logPath(t, "generate-flf-comfyui.log"), "COMFY_URL="+srv.url), "--image", start, "--end-image", end, "--prompt", prompt,
 			"--width", "64", "--height", "64", "--length", "5", "--steps", "4", "--preset", "quality", "--cfg-high", "4",
 			"--interpolate", "2", "--seed", "42", "--id", "e2e-flf-generate", "-o", out)
-		cmd.Env = e.workerEnv(t, models, e.logPath(t, "generate-flf-comfyui.log"), "COMFY_URL="+srv.url)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		begin := time.Now()
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("generate: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), tail2(stderr.String(), 30))
-		}
-		t.Logf("generate took %s", time.Since(begin).Round(time.Millisecond))
 		var r struct {
 			Width, Height, Frames int
 			FrameRate             float64 `json:"frame_rate"`
@@ -137,8 +104,8 @@ func TestComfyUIFirstLastFrame(t *testing.T) {
 				DistillLoRA string  `json:"distill_lora"`
 			} `json:"options"`
 		}
-		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-			t.Fatalf("generate printed %q: %v", truncate(stdout.String(), 300), err)
+		if err := json.Unmarshal(stdout, &r); err != nil {
+			t.Fatalf("generate printed %q: %v", truncate(string(stdout), 300), err)
 		}
 		video, err := os.ReadFile(out)
 		if err != nil {
@@ -149,9 +116,6 @@ func TestComfyUIFirstLastFrame(t *testing.T) {
 			r.Options.CFGHigh != 4 || r.Options.DistillLoRA != "none" {
 			t.Errorf("ffprobe %+v; result %+v", got, r)
 		}
-		if !strings.Contains(stderr.String(), "interpolating") && testing.Verbose() {
-			t.Logf("stderr:\n%s", tail2(stderr.String(), 10))
-		}
 	})
 	// The size from resolution and aspect ratio: 480p 16:9 is 848×480.
 	t.Run("worker generate at 480p 16:9", func(t *testing.T) {
@@ -161,19 +125,9 @@ func TestComfyUIFirstLastFrame(t *testing.T) {
 		if err := os.WriteFile(start, startImage(t), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "generate", "--image", start, "--prompt", prompt,
+		generateOutput(t, bin, e.workerEnv(t, models, e.logPath(t, "generate-480p-comfyui.log"), "COMFY_URL="+srv.url), "--image", start, "--prompt", prompt,
 			"--resolution", "480p", "--aspect-ratio", "16:9", "--length", "5", "--steps", "2",
 			"--seed", "42", "--id", "e2e-480p", "-o", out)
-		cmd.Env = e.workerEnv(t, models, e.logPath(t, "generate-480p-comfyui.log"), "COMFY_URL="+srv.url)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		begin := time.Now()
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("generate: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), tail2(stderr.String(), 30))
-		}
-		t.Logf("generate took %s", time.Since(begin).Round(time.Millisecond))
 		video, err := os.ReadFile(out)
 		if err != nil {
 			t.Fatal(err)

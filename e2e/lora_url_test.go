@@ -4,14 +4,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -65,19 +63,9 @@ func TestWorkerLoRAFromURL(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out.mp4")
 	comfyLog := e.logPath(t, "lora-url-comfyui.log")
-	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "generate", "--image", img, "--prompt", "a yellow ball rolls across a blue floor",
+	stdout, stderr := generateOutput(t, bin, e.workerEnv(t, models, comfyLog, "ALLOW_PRIVATE_LORA_URLS=true", "LOG_LEVEL=debug"), "--image", img, "--prompt", "a yellow ball rolls across a blue floor",
 		"--width", "64", "--height", "64", "--length", "5", "--steps", "2", "--seed", "42", "--id", "e2e-lora-url",
 		"--lora-url", srv.URL+"/style.safetensors?download=true", "-o", out)
-	cmd.Env = e.workerEnv(t, models, comfyLog, "ALLOW_PRIVATE_LORA_URLS=true", "LOG_LEVEL=debug")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	begin := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("generate: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), tail2(stderr.String(), 40))
-	}
-	t.Logf("generate took %s", time.Since(begin).Round(time.Millisecond))
 
 	cached := filepath.Join(models, "loras", "url-cache", sum+".safetensors")
 	if got, err := os.ReadFile(cached); err != nil || !bytes.Equal(got, lora) {
@@ -86,7 +74,7 @@ func TestWorkerLoRAFromURL(t *testing.T) {
 	if hits.Load() != 1 {
 		t.Errorf("%d requests for the LoRA, want 1", hits.Load())
 	}
-	logs := stderr.String()
+	logs := string(stderr)
 	// The job's graph loads url-cache/<sha256>.safetensors; that the job ran
 	// at all shows ComfyUI listed it (the worker checks the request LoRAs
 	// against ComfyUI's list first, MODEL_MISSING otherwise).
@@ -101,9 +89,9 @@ func TestWorkerLoRAFromURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r result
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("generate printed %q: %v", truncate(stdout.String(), 300), err)
+	if err := json.Unmarshal(stdout, &r); err != nil {
+		t.Fatalf("generate printed %q: %v", truncate(string(stdout), 300), err)
 	}
-	checkResult(t, stdout.Bytes(), r, video, "e2e-lora-url", 42)
+	checkResult(t, stdout, r, video, "e2e-lora-url", 42)
 	checkLog(t, comfyLog)
 }

@@ -434,6 +434,25 @@ func TestWorkerAPI(t *testing.T) {
 	checkLog(t, w.comfyLog)
 }
 
+// generateOutput runs `wan22-worker generate args…` with env (25 minutes
+// at most) and returns its stdout and stderr; a failure ends the test with
+// the end of its stderr.
+func generateOutput(t *testing.T, bin string, env []string, args ...string) (stdout, stderr []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"generate"}, args...)...)
+	cmd.Env = env
+	var out, errs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errs
+	begin := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("generate: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), tail2(errs.String(), 40))
+	}
+	t.Logf("generate took %s", time.Since(begin).Round(time.Millisecond))
+	return out.Bytes(), errs.Bytes()
+}
+
 // runGenerate runs `wan22-worker generate` for the 64×64 job and checks its
 // MP4 and the result JSON it prints.
 func runGenerate(t *testing.T, bin string, env []string, prompt string, seed uint64) {
@@ -444,30 +463,20 @@ func runGenerate(t *testing.T, bin string, env []string, prompt string, seed uin
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out.mp4")
-	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "generate", "--image", img, "--prompt", prompt, "--width", "64", "--height", "64",
+	stdout, _ := generateOutput(t, bin, env, "--image", img, "--prompt", prompt, "--width", "64", "--height", "64",
 		"--length", "5", "--steps", "2", "--seed", strconv.FormatUint(seed, 10), "--id", "e2e-generate", "-o", out)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	begin := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("generate: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), tail2(stderr.String(), 30))
-	}
-	t.Logf("generate took %s", time.Since(begin).Round(time.Millisecond))
 	video, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var r result
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("generate printed %q: %v", truncate(stdout.String(), 300), err)
+	if err := json.Unmarshal(stdout, &r); err != nil {
+		t.Fatalf("generate printed %q: %v", truncate(string(stdout), 300), err)
 	}
 	if r.VideoPath != out {
 		t.Errorf("video_path = %q, want %q", r.VideoPath, out)
 	}
-	checkResult(t, stdout.Bytes(), r, video, "e2e-generate", seed)
+	checkResult(t, stdout, r, video, "e2e-generate", seed)
 }
 
 func tail2(s string, n int) string {

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -18,14 +17,7 @@ func TestGenerate(t *testing.T) {
 	needFFmpeg(t)
 	fake := fakeComfy(t, comfytest.Options{StepDelay: 250 * time.Millisecond})
 	dir := t.TempDir()
-	img, err := base64.StdEncoding.DecodeString(testInput(t, nil)["image"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgPath := filepath.Join(dir, "in.png")
-	if err := os.WriteFile(imgPath, img, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	imgPath := testImage(t, dir)
 	out := filepath.Join(dir, "clip.mp4")
 	cmd := exec.Command(binary, "generate", "--image", imgPath, "--prompt", "a lighthouse at dusk",
 		"--width", "96", "--height", "64", "--length", "9", "--steps", "4", "--seed", "18446744073709551615",
@@ -95,14 +87,7 @@ func TestGenerateInterrupted(t *testing.T) {
 	needFFmpeg(t)
 	fake := fakeComfy(t, comfytest.Options{StepDelay: 2 * time.Second})
 	dir := t.TempDir()
-	img, err := base64.StdEncoding.DecodeString(testInput(t, nil)["image"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgPath := filepath.Join(dir, "in.png")
-	if err := os.WriteFile(imgPath, img, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	imgPath := testImage(t, dir)
 	cmd := exec.Command(binary, "generate", "--image", imgPath, "--prompt", "x", "--width", "64", "--height", "64",
 		"--length", "5", "--comfy-url", fake.URL, "-o", filepath.Join(dir, "o.mp4"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -144,14 +143,7 @@ func envValue(env []string, key string) string {
 func TestGenerateSelfTest(t *testing.T) {
 	needFFmpeg(t)
 	dir := t.TempDir()
-	img, err := base64.StdEncoding.DecodeString(testInput(t, nil)["image"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgPath := filepath.Join(dir, "in.png")
-	if err := os.WriteFile(imgPath, img, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	imgPath := testImage(t, dir)
 	out := filepath.Join(dir, "clip.mp4")
 	args := []string{"generate", "--image", imgPath, "--prompt", "a lighthouse", "--width", "64", "--height", "64",
 		"--length", "5", "--steps", "2", "-o", out}

@@ -72,6 +72,26 @@ func submitCmd(t testing.TB, dir string, env []string, args ...string) (*exec.Cm
 	return cmd, &stdout, stderr
 }
 
+// startSubmitJob starts submit on a 64×64, 9-frame job of the given steps
+// against url, kills it when the test ends, and waits until stderr says
+// until (the job's stage or line).
+func startSubmitJob(t *testing.T, dir, url string, steps int, until string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	cmd, _, stderr := submitCmd(t, dir, nil, "--api-url", url, "--image", testImage(t, dir), "--prompt", "x",
+		"--width", "64", "--height", "64", "--length", "9", "--steps", strconv.Itoa(steps), "--poll", "50ms", "-o", "o.mp4")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waitFor(t, until, 20*time.Second, func() bool { return strings.Contains(stderr.String(), until) })
+	return cmd, stderr
+}
+
+// submittedID is the job id submit printed ("job <id> submitted to …").
+func submittedID(stderr string) string {
+	return strings.Fields(stderr[strings.Index(stderr, "job "):])[1]
+}
+
 func runSubmit(t testing.TB, dir string, env []string, args ...string) submitRun {
 	t.Helper()
 	cmd, stdout, stderr := submitCmd(t, dir, env, args...)
@@ -303,14 +323,8 @@ func TestSubmitCancelBySignal(t *testing.T) {
 	needFFmpeg(t)
 	base := startAPI(t, comfytest.Options{StepDelay: 200 * time.Millisecond})
 	dir := t.TempDir()
-	cmd, _, stderr := submitCmd(t, dir, nil, "--api-url", base, "--image", testImage(t, dir), "--prompt", "x",
-		"--width", "64", "--height", "64", "--length", "9", "--steps", "40", "--poll", "50ms", "-o", "o.mp4")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	waitFor(t, "sampling", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "sampling_high") })
-	id := strings.Fields(stderr.String()[strings.Index(stderr.String(), "job "):])[1]
+	cmd, stderr := startSubmitJob(t, dir, base, 40, "sampling_high")
+	id := submittedID(stderr.String())
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -346,13 +360,7 @@ func TestSubmitSecondInterruptQuits(t *testing.T) {
 		return 0
 	}
 	dir := t.TempDir()
-	cmd, _, stderr := submitCmd(t, dir, nil, "--api-url", url, "--image", testImage(t, dir), "--prompt", "x",
-		"--width", "64", "--height", "64", "--length", "9", "--steps", "40", "--poll", "50ms", "-o", "o.mp4")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
-	waitFor(t, "sampling", 20*time.Second, func() bool { return strings.Contains(stderr.String(), "sampling_high") })
+	cmd, stderr := startSubmitJob(t, dir, url, 40, "sampling_high")
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	waitFor(t, "the cancel", 10*time.Second, func() bool { return strings.Contains(stderr.String(), "Ctrl-C again to quit at once") })
 	start := time.Now()
@@ -422,15 +430,10 @@ func TestSubmitResume(t *testing.T) {
 	base := startAPI(t, comfytest.Options{StepDelay: 100 * time.Millisecond})
 	dir := t.TempDir()
 	// A client that dies (kill -9) after the submission leaves the job running.
-	cmd, _, stderr := submitCmd(t, dir, nil, "--api-url", base, "--image", testImage(t, dir), "--prompt", "x",
-		"--width", "64", "--height", "64", "--length", "9", "--steps", "10", "--poll", "50ms", "-o", "o.mp4")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the job id", 20*time.Second, func() bool { return strings.Contains(stderr.String(), " submitted to ") })
+	cmd, stderr := startSubmitJob(t, dir, base, 10, " submitted to ")
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	id := strings.Fields(stderr.String()[strings.Index(stderr.String(), "job "):])[1]
+	id := submittedID(stderr.String())
 
 	r := runSubmit(t, dir, nil, "--api-url", base, "--resume", id, "--last-frame", "--poll", "50ms", "-o", "resumed.mp4")
 	if r.code != 0 {

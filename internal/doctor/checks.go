@@ -175,22 +175,44 @@ type torchInfo struct {
 	CUDAAvailable bool    `json:"cuda_available"`
 }
 
-func checkPython(ctx context.Context, d *Deps) []Result {
-	const name = "python/torch"
+// pythonProbe is one probe run with ComfyUI's Python (COMFY_PYTHON -c probe).
+type pythonProbe struct {
+	py             string
+	stdout, stderr []byte
+	err            error
+	ctxErr         error // why the probe's context ended, if it did
+	// skipped is the check's result when there is no Python of the worker's
+	// to run: attached to COMFY_URL, ComfyUI runs in its own environment.
+	skipped []Result
+}
+
+// runPython runs probe for the check name with ComfyUI's Python, allowing
+// at least a minute (importing torch from a cold network volume is slow).
+func runPython(ctx context.Context, d *Deps, name, probe string) pythonProbe {
 	if d.Config.ComfyURL != "" {
-		return []Result{pass(name, "not checked here: attached to COMFY_URL, whose own Python runs ComfyUI")}
+		return pythonProbe{skipped: []Result{pass(name, "not checked here: attached to COMFY_URL, whose own Python runs ComfyUI")}}
 	}
 	py := d.Config.ComfyPython
 	ctx, cancel := context.WithTimeout(ctx, max(d.Timeout, 60*time.Second))
 	defer cancel()
-	stdout, stderr, err := d.Run(ctx, py, "-c", torchProbe)
+	stdout, stderr, err := d.Run(ctx, py, "-c", probe)
+	return pythonProbe{py: py, stdout: stdout, stderr: stderr, err: err, ctxErr: ctx.Err()}
+}
+
+func checkPython(ctx context.Context, d *Deps) []Result {
+	const name = "python/torch"
+	r := runPython(ctx, d, name, torchProbe)
+	if r.skipped != nil {
+		return r.skipped
+	}
+	py, stdout, stderr, err := r.py, r.stdout, r.stderr, r.err
 	if err != nil {
 		switch {
 		case notFound(err):
 			return []Result{fail(name, fmt.Sprintf("COMFY_PYTHON=%s not found", py),
 				"install Python 3.12 or point COMFY_PYTHON at the interpreter of ComfyUI's environment (the Docker image uses /opt/venv/bin/python)")}
-		case ctx.Err() != nil:
-			return []Result{fail(name, fmt.Sprintf("%s -c 'import torch' did not finish: %v", py, ctx.Err()),
+		case r.ctxErr != nil:
+			return []Result{fail(name, fmt.Sprintf("%s -c 'import torch' did not finish: %v", py, r.ctxErr),
 				"the environment is very slow to import torch (cold network volume?) or hangs; run the command by hand")}
 		}
 		return []Result{fail(name, fmt.Sprintf("%s cannot import torch: %s", py, lastLine(stderr, err)), installHint(py))}
@@ -238,13 +260,11 @@ const packagesProbe = `import json, importlib.metadata as m; print(json.dumps({d
 // checkPackages compares the packages of ComfyUI's Python environment with the image's lock.
 func checkPackages(ctx context.Context, d *Deps) []Result {
 	const name = "python/packages"
-	if d.Config.ComfyURL != "" {
-		return []Result{pass(name, "not checked here: attached to COMFY_URL, whose own Python runs ComfyUI")}
+	r := runPython(ctx, d, name, packagesProbe)
+	if r.skipped != nil {
+		return r.skipped
 	}
-	py := d.Config.ComfyPython
-	ctx, cancel := context.WithTimeout(ctx, max(d.Timeout, 60*time.Second))
-	defer cancel()
-	stdout, stderr, err := d.Run(ctx, py, "-c", packagesProbe)
+	py, stdout, stderr, err := r.py, r.stdout, r.stderr, r.err
 	if err != nil {
 		return []Result{warn(name, fmt.Sprintf("%s could not list its packages: %s", py, lastLine(stderr, err)), "run the probe by hand: "+py+" -c '"+packagesProbe+"'")}
 	}

@@ -336,20 +336,47 @@ func TestPrivateAddressesRefused(t *testing.T) {
 	}
 }
 
+// hold makes srv hold every request until open is called: started gets a
+// value as each request arrives.
+func hold(t *testing.T, srv *server) (started <-chan struct{}, open func()) {
+	arrived := make(chan struct{}, 4)
+	release := make(chan struct{})
+	var once sync.Once
+	open = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open) // a failed test must not leave the server blocked
+	srv.before = func(w http.ResponseWriter, r *http.Request) bool {
+		arrived <- struct{}{}
+		<-release
+		return false
+	}
+	return arrived, open
+}
+
+// waitWaiters waits until n callers wait on the cache's download.
+func waitWaiters(t *testing.T, c *Cache, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c.mu.Lock()
+		waiters := 0
+		for _, f := range c.flights {
+			waiters = f.waiters
+		}
+		c.mu.Unlock()
+		if waiters == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers wait on the download, want %d", waiters, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestConcurrentJobsShareOneDownload(t *testing.T) {
 	srv := newServer(t)
 	data := wanLoRA(t, 50)
 	u := srv.put("/shared.safetensors", data)
-	started := make(chan struct{}, 4)
-	release := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(open) // a failed test must not leave the server blocked
-	srv.before = func(w http.ResponseWriter, r *http.Request) bool {
-		started <- struct{}{}
-		<-release
-		return false
-	}
+	started, open := hold(t, srv)
 	c := testCache(t, nil)
 	var wg sync.WaitGroup
 	results := make([]Result, 2)
@@ -364,22 +391,7 @@ func TestConcurrentJobsShareOneDownload(t *testing.T) {
 	<-started // the first job's download is under way
 	wg.Add(1)
 	go get(1)
-	// Wait until the second job waits on the same download.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		c.mu.Lock()
-		var waiters int
-		for _, f := range c.flights {
-			waiters = f.waiters
-		}
-		c.mu.Unlock()
-		if waiters == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second job never joined the download")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitWaiters(t, c, 2) // the second job waits on the same download
 	open()
 	wg.Wait()
 	for i := range 2 {
@@ -399,16 +411,7 @@ func TestLeavingCallerDoesNotStopOthers(t *testing.T) {
 	srv := newServer(t)
 	data := wanLoRA(t, 5)
 	u := srv.put("/a.safetensors", data)
-	started := make(chan struct{}, 4)
-	release := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(open) // a failed test must not leave the server blocked
-	srv.before = func(w http.ResponseWriter, r *http.Request) bool {
-		started <- struct{}{}
-		<-release
-		return false
-	}
+	started, open := hold(t, srv)
 	c := testCache(t, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	first := make(chan error, 1)
@@ -416,18 +419,7 @@ func TestLeavingCallerDoesNotStopOthers(t *testing.T) {
 	<-started
 	second := make(chan error, 1)
 	go func() { _, err := c.Get(t.Context(), Request{URL: u}, nil); second <- err }()
-	for {
-		c.mu.Lock()
-		n := 0
-		for _, f := range c.flights {
-			n = f.waiters
-		}
-		c.mu.Unlock()
-		if n == 2 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitWaiters(t, c, 2)
 	cancel()
 	if err := <-first; err != context.Canceled {
 		t.Errorf("cancelled caller: %v", err)
