@@ -590,23 +590,3 @@ func TestOptionsFrom(t *testing.T) {
 		t.Errorf("no loras folder: %v", err)
 	}
 }
-
-func TestParseContentRange(t *testing.T) {
-	tests := []struct {
-		in          string
-		start, size int64
-		ok          bool
-	}{
-		{"bytes 100-199/200", 100, 200, true},
-		{"bytes 0-0/*", 0, -1, true},
-		{"bytes */200", 0, 200, false},
-		{"bits 1-2/3", 0, -1, false},
-		{"bytes x-2/3", 0, 3, false},
-	}
-	for _, tt := range tests {
-		s, n, ok := parseContentRange(tt.in)
-		if s != tt.start || n != tt.size || ok != tt.ok {
-			t.Errorf("%q: %d %d %v", tt.in, s, n, ok)
-		}
-	}
-}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -14,11 +13,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/wan22-worker/wan22-worker/internal/version"
+	"github.com/wan22-worker/wan22-worker/internal/resumable"
 )
 
 // DefaultEndpoint is the Hugging Face hub.
@@ -155,18 +153,14 @@ func (d *Downloader) backoff(ctx context.Context, n int) error {
 	}
 }
 
-// download is the state of one file's download: the partial file, the
-// running checksum of its bytes, and how many there are.
+// download is the state of one file's download: the transfer (the partial
+// file, the running checksum of its bytes, how many there are) and what its
+// events say.
 type download struct {
-	d      *Downloader
-	f      File
-	name   string
-	url    string
-	file   *os.File
-	sum    hash.Hash
-	offset int64
-	total  int64 // expected total; 0 unknown
-	emit   func(Event)
+	t    resumable.Transfer
+	f    File
+	name string
+	emit func(Event)
 }
 
 // Download fetches f into dest. Bytes go to dest+".partial" first; a partial
@@ -211,33 +205,55 @@ func (d *Downloader) download(ctx context.Context, f File, name, dest string, on
 			file.Close()
 		}
 	}()
-	dl := &download{d: d, f: f, name: name, url: d.URL(f), file: file, sum: sha256.New(), total: f.Size, emit: onEvent}
+	dl := &download{f: f, name: name, emit: onEvent, t: resumable.Transfer{
+		Client: d.client(), URL: d.URL(f), File: file, Sum: sha256.New(), Total: f.Size, StallTimeout: d.stallTimeout(),
+	}}
+	t := &dl.t
+	if d.Token != "" {
+		t.Header = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+d.Token) }
+	}
+	t.OnResponse = func(stated int64) error {
+		if stated >= 0 && f.Size > 0 && stated != f.Size {
+			return &SizeError{Path: t.URL, Want: f.Size, Got: stated}
+		}
+		onEvent(Event{Name: name, Phase: PhaseDownloading, Done: t.Offset, Total: max(stated, t.Total)})
+		return nil
+	}
+	t.OnData = func() error {
+		onEvent(Event{Name: name, Phase: PhaseDownloading, Done: t.Offset, Total: t.Total})
+		return nil
+	}
+	t.OnRestart = func() { onEvent(Event{Name: name, Phase: PhaseRestarted, Total: t.Total}) }
 	if err := dl.resume(ctx); err != nil {
 		return err
 	}
 
 	failures := 0
-	for !(f.Size > 0 && dl.offset == f.Size) { // a complete partial needs no request
-		before := dl.offset
-		retry, err := dl.attempt(ctx)
+	for !(f.Size > 0 && t.Offset == f.Size) { // a complete partial needs no request
+		before := t.Offset
+		retry, err := t.Attempt(ctx)
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		var we *resumable.WriteError
+		if errors.As(err, &we) {
+			return dl.writeErr(we.Err)
+		}
 		if !retry {
 			return err
 		}
-		if dl.offset > before {
+		if t.Offset > before {
 			failures = 0 // progress: the connection works, it just broke
 		}
 		failures++
 		if failures >= d.maxAttempts() {
 			return fmt.Errorf("after %d attempts: %w", failures, err)
 		}
-		d.logger().Warn("download attempt failed; retrying", "file", name, "url", dl.url, "attempt", failures, "offset", dl.offset, "err", err)
-		onEvent(Event{Name: name, Phase: PhaseRetrying, Done: dl.offset, Total: dl.total, Attempt: failures, Err: err})
+		d.logger().Warn("download attempt failed; retrying", "file", name, "url", t.URL, "attempt", failures, "offset", t.Offset, "err", err)
+		onEvent(Event{Name: name, Phase: PhaseRetrying, Done: t.Offset, Total: t.Total, Attempt: failures, Err: err})
 		if err := d.backoff(ctx, failures); err != nil {
 			return err
 		}
@@ -250,213 +266,55 @@ func (d *Downloader) download(ctx context.Context, f File, name, dest string, on
 	if err := file.Close(); err != nil {
 		return dl.writeErr(err)
 	}
-	if f.Size > 0 && dl.offset != f.Size {
+	if f.Size > 0 && t.Offset != f.Size {
 		os.Remove(partial)
-		return &SizeError{Path: partial, Want: f.Size, Got: dl.offset}
+		return &SizeError{Path: partial, Want: f.Size, Got: t.Offset}
 	}
-	if got := hex.EncodeToString(dl.sum.Sum(nil)); f.SHA256 != "" && !strings.EqualFold(got, f.SHA256) {
+	if got := hex.EncodeToString(t.Sum.Sum(nil)); f.SHA256 != "" && !strings.EqualFold(got, f.SHA256) {
 		os.Remove(partial)
 		return &ChecksumError{Path: partial, Want: strings.ToLower(f.SHA256), Got: got}
 	}
 	if err := os.Rename(partial, dest); err != nil {
 		return err
 	}
-	syncDir(filepath.Dir(dest))
-	onEvent(Event{Name: name, Phase: PhaseDone, Done: dl.offset, Total: dl.offset})
+	resumable.SyncDir(filepath.Dir(dest))
+	onEvent(Event{Name: name, Phase: PhaseDone, Done: t.Offset, Total: t.Offset})
 	return nil
 }
 
 // resume re-reads an existing partial file into the checksum. A partial
 // longer than the expected size is discarded.
 func (dl *download) resume(ctx context.Context) error {
-	fi, err := dl.file.Stat()
+	t := &dl.t
+	fi, err := t.File.Stat()
 	if err != nil {
 		return err
 	}
 	size := fi.Size()
-	if dl.total > 0 && size > dl.total {
-		return dl.restart()
+	if t.Total > 0 && size > t.Total {
+		return t.Restart()
 	}
 	if size > 0 {
-		dl.emit(Event{Name: dl.name, Phase: PhaseHashing, Total: dl.total})
-		n, err := hashFile(ctx, dl.file, size, dl.sum, func(done int64) {
-			dl.emit(Event{Name: dl.name, Phase: PhaseHashing, Done: done, Total: dl.total})
+		dl.emit(Event{Name: dl.name, Phase: PhaseHashing, Total: t.Total})
+		n, err := hashFile(ctx, t.File, size, t.Sum, func(done int64) {
+			dl.emit(Event{Name: dl.name, Phase: PhaseHashing, Done: done, Total: t.Total})
 		})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("re-reading %s: %w", dl.file.Name(), err)
+			return fmt.Errorf("re-reading %s: %w", t.File.Name(), err)
 		}
-		dl.offset = n
+		t.Offset = n
 	}
-	_, err = dl.file.Seek(dl.offset, io.SeekStart)
+	_, err = t.File.Seek(t.Offset, io.SeekStart)
 	return err
-}
-
-// restart empties the partial file and the checksum.
-func (dl *download) restart() error {
-	if err := dl.file.Truncate(0); err != nil {
-		return err
-	}
-	if _, err := dl.file.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	dl.sum.Reset()
-	dl.offset = 0
-	return nil
-}
-
-// attempt makes one request and copies its body into the partial file. It
-// returns whether a failure is worth retrying.
-func (dl *download) attempt(ctx context.Context) (retry bool, err error) {
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stall := dl.d.stallTimeout()
-	watchdog := time.AfterFunc(stall, func() { cancel(ErrStalled) })
-	defer watchdog.Stop()
-
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, dl.url, nil)
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("User-Agent", "wan22-worker/"+version.Version)
-	if dl.offset > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(dl.offset, 10)+"-")
-	}
-	if dl.d.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+dl.d.Token)
-	}
-	resp, err := dl.d.client().Do(req)
-	if err != nil {
-		return true, causeOf(actx, err)
-	}
-	defer resp.Body.Close()
-
-	total := int64(-1) // the file's full size as the server states it
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if !ok || start != dl.offset {
-			// Not the range asked for: start again from zero.
-			if err := dl.restart(); err != nil {
-				return false, err
-			}
-			dl.emit(Event{Name: dl.name, Phase: PhaseRestarted, Total: dl.total})
-			return true, fmt.Errorf("GET %s: server answered range %q for bytes=%d-", dl.url, resp.Header.Get("Content-Range"), start)
-		}
-		total = size
-	case http.StatusOK:
-		if dl.offset > 0 {
-			// The server ignores Range: the body is the whole file.
-			if err := dl.restart(); err != nil {
-				return false, err
-			}
-			dl.emit(Event{Name: dl.name, Phase: PhaseRestarted, Total: dl.total})
-		}
-		total = resp.ContentLength
-	case http.StatusRequestedRangeNotSatisfiable:
-		_, size, _ := parseContentRange(resp.Header.Get("Content-Range"))
-		if dl.offset > 0 && (size == dl.offset || (size < 0 && dl.total == dl.offset)) {
-			return false, nil // the partial file already holds every byte
-		}
-		if err := dl.restart(); err != nil {
-			return false, err
-		}
-		return true, &HTTPError{URL: dl.url, StatusCode: resp.StatusCode}
-	default:
-		he := &HTTPError{URL: dl.url, StatusCode: resp.StatusCode}
-		return he.retryable(), he
-	}
-	if total >= 0 && dl.f.Size > 0 && total != dl.f.Size {
-		return false, &SizeError{Path: dl.url, Want: dl.f.Size, Got: total}
-	}
-	if total >= 0 {
-		dl.total = total
-	}
-	dl.emit(Event{Name: dl.name, Phase: PhaseDownloading, Done: dl.offset, Total: dl.total})
-
-	buf := make([]byte, 256<<10)
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			watchdog.Reset(stall)
-			if _, err := dl.file.Write(buf[:n]); err != nil {
-				return false, dl.writeErr(err)
-			}
-			dl.sum.Write(buf[:n])
-			dl.offset += int64(n)
-			dl.emit(Event{Name: dl.name, Phase: PhaseDownloading, Done: dl.offset, Total: dl.total})
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return true, causeOf(actx, rerr)
-		}
-	}
-	if dl.total > 0 && dl.offset < dl.total {
-		return true, fmt.Errorf("GET %s: connection closed at byte %d of %d: %w", dl.url, dl.offset, dl.total, io.ErrUnexpectedEOF)
-	}
-	return false, nil
 }
 
 // writeErr marks a full disk as such; other write errors pass through.
 func (dl *download) writeErr(err error) error {
 	if isNoSpace(err) {
-		return &NoSpaceError{Dir: filepath.Dir(dl.file.Name()), Free: -1, Err: err}
+		return &NoSpaceError{Dir: filepath.Dir(dl.t.File.Name()), Free: -1, Err: err}
 	}
 	return err
-}
-
-// causeOf returns ErrStalled when the watchdog cancelled the attempt, else
-// err.
-func causeOf(actx context.Context, err error) error {
-	if c := context.Cause(actx); errors.Is(c, ErrStalled) {
-		return fmt.Errorf("%w for a while (%v)", ErrStalled, err)
-	}
-	return err
-}
-
-// parseContentRange parses "bytes START-END/SIZE" (SIZE may be "*") and
-// "bytes */SIZE". It returns START (-1 when absent) and SIZE (-1 when
-// unknown).
-func parseContentRange(v string) (start, size int64, ok bool) {
-	v, found := strings.CutPrefix(strings.TrimSpace(v), "bytes ")
-	if !found {
-		return -1, -1, false
-	}
-	rng, sz, found := strings.Cut(v, "/")
-	if !found {
-		return -1, -1, false
-	}
-	size = -1
-	if sz != "*" {
-		n, err := strconv.ParseInt(sz, 10, 64)
-		if err != nil || n < 0 {
-			return -1, -1, false
-		}
-		size = n
-	}
-	if rng == "*" {
-		return -1, size, true
-	}
-	a, _, found := strings.Cut(rng, "-")
-	if !found {
-		return -1, -1, false
-	}
-	n, err := strconv.ParseInt(a, 10, 64)
-	if err != nil || n < 0 {
-		return -1, -1, false
-	}
-	return n, size, true
-}
-
-// syncDir makes a rename durable; errors are ignored (not every filesystem
-// supports it, and the rename itself has succeeded).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }

@@ -462,28 +462,6 @@ func TestFileURL(t *testing.T) {
 	}
 }
 
-func TestParseContentRange(t *testing.T) {
-	tests := []struct {
-		in          string
-		start, size int64
-		ok          bool
-	}{
-		{"bytes 100-199/200", 100, 200, true},
-		{"bytes 0-0/*", 0, -1, true},
-		{"bytes */5000", -1, 5000, true},
-		{"", -1, -1, false},
-		{"bytes 1-2", -1, -1, false},
-		{"items 1-2/3", -1, -1, false},
-		{"bytes x-2/3", -1, -1, false},
-	}
-	for _, tc := range tests {
-		s, n, ok := parseContentRange(tc.in)
-		if s != tc.start || n != tc.size || ok != tc.ok {
-			t.Errorf("parseContentRange(%q) = %d, %d, %v; want %d, %d, %v", tc.in, s, n, ok, tc.start, tc.size, tc.ok)
-		}
-	}
-}
-
 func TestVerifyFile(t *testing.T) {
 	fx := newFixture("m", FolderVAE, 5000, 3)
 	dir := t.TempDir()

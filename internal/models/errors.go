@@ -7,28 +7,16 @@ import (
 	"syscall"
 
 	"github.com/wan22-worker/wan22-worker/internal/apperr"
+	"github.com/wan22-worker/wan22-worker/internal/resumable"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
 )
 
 // ErrStalled is the cause of an attempt that received no bytes for the
 // stall timeout. Stalled attempts are retried.
-var ErrStalled = errors.New("download stalled: no bytes received")
+var ErrStalled = resumable.ErrStalled
 
 // HTTPError is an answer the downloader cannot use.
-type HTTPError struct {
-	URL        string
-	StatusCode int
-}
-
-func (e *HTTPError) Error() string {
-	return fmt.Sprintf("GET %s: %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
-}
-
-// retryable reports whether another attempt may succeed: timeouts, rate
-// limits and server errors.
-func (e *HTTPError) retryable() bool {
-	return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
-}
+type HTTPError = resumable.StatusError
 
 // ChecksumError is a file whose content does not match the manifest.
 type ChecksumError struct {
