@@ -7,8 +7,8 @@ import (
 	"syscall"
 
 	"github.com/wan22-worker/wan22-worker/internal/apperr"
-	"github.com/wan22-worker/wan22-worker/internal/resumable"
 	"github.com/wan22-worker/wan22-worker/internal/progress"
+	"github.com/wan22-worker/wan22-worker/internal/resumable"
 )
 
 // ErrStalled is the cause of an attempt that received no bytes for the
