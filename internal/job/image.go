@@ -3,11 +3,9 @@ package job
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
 	"image/jpeg"
 	"image/png"
 	"net/url"
@@ -196,11 +194,6 @@ type header struct {
 	width       int // as stored, before orientation
 	height      int
 	orientation int // EXIF orientation, 1 to 8
-	// plain is true when decoding is known from the header to give pixels
-	// that are opaque by construction, of a type asFaithful accepts: a
-	// grey, RGB (8-bit) or paletted PNG without a tRNS chunk, or a grey or
-	// YCbCr JPEG.
-	plain bool
 }
 
 // decoded is a fully decoded image.
@@ -320,42 +313,7 @@ func inspect(data []byte, lim Limits) (header, error) {
 			cfg.Width, cfg.Height, px, lim.MaxImagePixels),
 			"downscale it before sending; 2048 pixels on the long side is plenty for a video")
 	}
-	return header{format: format, width: cfg.Width, height: cfg.Height, orientation: exifOrientation(format, data),
-		plain: plainPixels(format, cfg.ColorModel, data)}, nil
-}
-
-// plainPixels is header.plain: what decoding will give, from the header.
-// (png.DecodeConfig stops after IHDR, so a tRNS chunk is looked for here.)
-func plainPixels(format string, m color.Model, data []byte) bool {
-	switch format {
-	case FormatJPEG:
-		return m == color.YCbCrModel || m == color.GrayModel
-	case FormatPNG:
-		_, paletted := m.(color.Palette)
-		return (m == color.RGBAModel || m == color.GrayModel || paletted) && !pngTransparency(data)
-	}
-	return false
-}
-
-// pngTransparency reports whether a PNG may have transparency from a tRNS
-// chunk: one before the first IDAT (where the format puts it), or a chunk
-// list that cannot be walked that far.
-func pngTransparency(data []byte) bool {
-	for off := 8; off+8 <= len(data); {
-		n := int64(binary.BigEndian.Uint32(data[off:]))
-		switch string(data[off+4 : off+8]) {
-		case "tRNS":
-			return true
-		case "IDAT":
-			return false
-		}
-		next := int64(off) + 12 + n // length, type, data, CRC
-		if next > int64(len(data)) {
-			break
-		}
-		off = int(next)
-	}
-	return true
+	return header{format: format, width: cfg.Width, height: cfg.Height, orientation: exifOrientation(format, data)}, nil
 }
 
 // decodeImage checks the header (limits first) and then decodes the pixels.

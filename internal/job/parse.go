@@ -104,7 +104,7 @@ func parse(ctx context.Context, id string, input []byte, lim Limits, fetch *Fetc
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if img.hdr.format == FormatPNG && img.hdr.plain && img.hdr.orientation <= 1 &&
+	if img.hdr.format == FormatPNG && img.hdr.orientation <= 1 &&
 		img.hdr.width == o.Width && img.hdr.height == o.Height && checkPNG(img.data) == nil {
 		// The file is the prepared image and is known to decode: it is
 		// uploaded as it came, without decoding its pixels.

@@ -9,9 +9,9 @@ import (
 	"io"
 )
 
-// checkPNG tells, for a PNG whose header promises plain pixels
-// (header.plain), whether png.Decode would read it, without unfiltering its
-// pixels: every chunk's length and CRC, the chunk order, and the zlib stream
+// checkPNG tells whether png.Decode would read a PNG with plain pixels (a
+// grey, RGB or paletted one, 8 bits or less, without transparency: pixels
+// asFaithful accepts), without unfiltering its pixels: every chunk's length and CRC, the chunk order, and the zlib stream
 // of the image data inflated and checked (Adler-32, exactly one filter byte
 // and one row of bytes per line, valid filter types, nothing after it). That
 // is all a decoder can stumble on in such a file — unfiltering cannot fail —

@@ -63,11 +63,11 @@ func TestUploadNameFollowsFormat(t *testing.T) {
 	}
 }
 
-// TestPlainHeader: the header alone says which files decode to pixels that
-// asFaithful accepts (no alpha channel, no tRNS, 8-bit or less, grey, RGB,
-// paletted or YCbCr), and every file it calls plain does decode to such
-// pixels — the promise ParseDeferred relies on to skip decoding.
-func TestPlainHeader(t *testing.T) {
+// TestCheckPNGVouchesForFaithful: checkPNG, which lets Parse pass an image
+// through without decoding it, vouches for the PNGs whose pixels asFaithful
+// accepts (no alpha channel, no tRNS, 8-bit or less, grey, RGB or paletted)
+// and for no other file (JPEGs are decoded, then passed through).
+func TestCheckPNGVouchesForFaithful(t *testing.T) {
 	grad := gradient(64, 48)
 	translucent := gradient(64, 48)
 	translucent.SetRGBA(3, 3, color.RGBA{10, 20, 30, 0x80})
@@ -91,8 +91,7 @@ func TestPlainHeader(t *testing.T) {
 		{"grey PNG", encodePNG(t, gray), true},
 		{"paletted PNG", encodePNG(t, opaquePal), true},
 		{"1-bit paletted PNG", encodePNG(t, twoColours), true},
-		{"YCbCr JPEG", encodeJPEG(t, grad), true},
-		{"grey JPEG", encodeJPEG(t, gray), true},
+		{"YCbCr JPEG", encodeJPEG(t, grad), false},
 		{"RGBA PNG", encodePNG(t, translucent), false},
 		{"RGB PNG with tRNS", withTRNS, false},
 		{"paletted PNG with a clear colour", encodePNG(t, clearPal), false},
@@ -101,19 +100,16 @@ func TestPlainHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hdr, err := inspect(tt.data, testLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if hdr.plain != tt.plain {
-				t.Errorf("plain = %v, want %v", hdr.plain, tt.plain)
+			vouched := checkPNG(tt.data) == nil
+			if vouched != tt.plain {
+				t.Errorf("checkPNG vouches: %v, want %v", vouched, tt.plain)
 			}
 			d, err := decodeImage(tt.data, testLimits())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if hdr.plain && !asFaithful(d, hdr.width, hdr.height) {
-				t.Errorf("plain by its header, but its pixels (%T) are not what asFaithful accepts", d.img)
+			if vouched && !asFaithful(d, d.hdr.width, d.hdr.height) {
+				t.Errorf("vouched for, but its pixels (%T) are not what asFaithful accepts", d.img)
 			}
 		})
 	}
