@@ -86,19 +86,39 @@ func reportTimings(t *testing.T, b *workflow.Built, r *run) map[string]time.Dura
 // internal/workflow from a job parsed by internal/job, the models are wired
 // by internal/modelpaths in the original layout, and the MP4 is checked with
 // ffprobe. One server serves every case (the text encoder runs once).
-func TestComfyUIProductionGraph(t *testing.T) {
-	e := requireComfyUI(t)
-	models := e.fixtures(t)
-	srv := e.startComfyUI(t, models)
-	c := newComfyClient(srv.url)
-	cfg := e2eConfig(t)
-	profile := workflow.ProfileFrom(cfg)
+// graphRig is a ComfyUI started on the model fixtures, a client of it, and
+// what the worker builds graphs with: the configuration, its model profile
+// and the server's capabilities (from /object_info).
+type graphRig struct {
+	e       *env
+	models  string
+	srv     *server
+	c       *comfyClient
+	cfg     *config.Config
+	profile workflow.Profile
+	caps    workflow.Capabilities
+}
 
+// startGraphRig starts the rig, or skips the test without ComfyUI.
+func startGraphRig(t *testing.T) graphRig {
+	t.Helper()
+	r := graphRig{e: requireComfyUI(t)}
+	r.models = r.e.fixtures(t)
+	r.srv = r.e.startComfyUI(t, r.models)
+	r.c = newComfyClient(r.srv.url)
+	r.cfg = e2eConfig(t)
+	r.profile = workflow.ProfileFrom(r.cfg)
 	var info map[string]json.RawMessage
-	if err := c.getJSON(ensureTimeout(t, time.Minute), "/object_info", &info); err != nil {
+	if err := r.c.getJSON(ensureTimeout(t, time.Minute), "/object_info", &info); err != nil {
 		t.Fatal(err)
 	}
-	caps := workflow.CapabilitiesFrom(info)
+	r.caps = workflow.CapabilitiesFrom(info)
+	return r
+}
+
+func TestComfyUIProductionGraph(t *testing.T) {
+	r := startGraphRig(t)
+	e, models, srv, c, cfg, profile, caps := r.e, r.models, r.srv, r.c, r.cfg, r.profile, r.caps
 	t.Logf("capabilities: %+v", caps)
 
 	parse := func(t *testing.T, id string, input map[string]any) *job.Job {

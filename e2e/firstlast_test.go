@@ -44,17 +44,8 @@ func endImage(t *testing.T) []byte {
 // on the real ComfyUI with the quality preset and per-expert guidance, then
 // `wan22-worker generate` with an end frame and ffmpeg interpolation.
 func TestComfyUIFirstLastFrame(t *testing.T) {
-	e := requireComfyUI(t)
-	models := e.fixtures(t)
-	srv := e.startComfyUI(t, models)
-	c := newComfyClient(srv.url)
-	cfg := e2eConfig(t)
-	profile := workflow.ProfileFrom(cfg)
-	var info map[string]json.RawMessage
-	if err := c.getJSON(ensureTimeout(t, time.Minute), "/object_info", &info); err != nil {
-		t.Fatal(err)
-	}
-	caps := workflow.CapabilitiesFrom(info)
+	r := startGraphRig(t)
+	e, models, srv, c, cfg, profile, caps := r.e, r.models, r.srv, r.c, r.cfg, r.profile, r.caps
 	const prompt = "a yellow ball rolls across a blue floor"
 
 	t.Run("graph", func(t *testing.T) {
